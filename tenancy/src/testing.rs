@@ -1,0 +1,146 @@
+//! Test support (feature `testing`): a fresh, empty database per test, on every
+//! backend the environment asks for, so tests run in parallel.
+//!
+//! - SQLite always: a new database file under the system temp dir, removed on drop.
+//! - PostgreSQL when `DATABASE_URL` is set: a new schema in that database (the pool's
+//!   `search_path` points at it), dropped on drop.
+//! - With `CI=true`, a missing `DATABASE_URL` is a failure, never a silent skip.
+
+use std::path::PathBuf;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+
+use crate::{Connected, Db, Result};
+
+/// A database backend tests should run against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL database at this URL.
+    Postgres(String),
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres(_) => "postgres",
+        })
+    }
+}
+
+/// The backends to test: SQLite, plus PostgreSQL when `DATABASE_URL` is set.
+///
+/// # Panics
+/// When `CI=true` and `DATABASE_URL` is unset or not a PostgreSQL URL: CI must not skip
+/// the PostgreSQL tests silently.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => backends.push(Backend::Postgres(url)),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("CI=true requires DATABASE_URL=postgres://… so the PostgreSQL tests run")
+        }
+        _ => {}
+    }
+    backends
+}
+
+/// A fresh database; dropped (file removed, schema dropped) with this value.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The pool and the escape hatch, as the application gets them.
+    pub connected: Connected,
+    /// Which backend this is.
+    pub backend: Backend,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    File(PathBuf),
+    Schema { url: String, schema: String },
+}
+
+impl TestDb {
+    /// Opens a fresh, empty database on `backend`.
+    pub async fn new(backend: &Backend) -> Result<Self> {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let (options, cleanup) = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join("tenantry-tests");
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| sea_orm::DbErr::Custom(format!("temp dir: {e}")))?;
+                let path = dir.join(format!("{id}.db"));
+                let mut options =
+                    ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+                options.max_connections(4).sqlx_logging(false);
+                (options, Cleanup::File(path))
+            }
+            Backend::Postgres(url) => {
+                let schema = format!("test_{id}");
+                let admin = Database::connect(url.as_str()).await?;
+                admin
+                    .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                    .await?;
+                admin.close().await?;
+                let mut options = ConnectOptions::new(url.clone());
+                options
+                    .max_connections(4)
+                    .sqlx_logging(false)
+                    .set_schema_search_path(schema.clone());
+                (
+                    options,
+                    Cleanup::Schema {
+                        url: url.clone(),
+                        schema,
+                    },
+                )
+            }
+        };
+        Ok(Self {
+            connected: Db::connect(options).await?,
+            backend: backend.clone(),
+            cleanup,
+        })
+    }
+
+    /// The pool.
+    pub fn db(&self) -> &Db {
+        &self.connected.db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut name = path.clone().into_os_string();
+                    name.push(suffix);
+                    let _ = std::fs::remove_file(name);
+                }
+            }
+            Cleanup::Schema { url, schema } => {
+                // Drop runs inside the test's runtime: use a thread with its own.
+                let (url, schema) = (url.clone(), schema.clone());
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    if let Ok(runtime) = runtime {
+                        runtime.block_on(async {
+                            if let Ok(admin) = Database::connect(url.as_str()).await {
+                                let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                                let _ = admin.execute_unprepared(&sql).await;
+                                let _ = admin.close().await;
+                            }
+                        });
+                    }
+                })
+                .join();
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Random multi-tenant workloads against an in-memory model: every scoped read returns
+//! exactly the handle's tenant's matching rows, and every write changes only them.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, Set};
+use tenancy::testing::Backend;
+use tenancy::{TenantDb, TenantHandle};
+use uuid::Uuid;
+
+use crate::support::entities::*;
+use crate::support::{new_tenant, schema_db};
+
+const TENANTS: usize = 3;
+const NAMES: [&str; 3] = ["ann", "bob", "cy"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert {
+        tenant: usize,
+        name: usize,
+        score: i32,
+        account: Option<usize>,
+    },
+    Read {
+        tenant: usize,
+        name: usize,
+    },
+    ReadJoined {
+        tenant: usize,
+    },
+    UpdateMany {
+        tenant: usize,
+        name: usize,
+        score: i32,
+    },
+    DeleteMany {
+        tenant: usize,
+        below: i32,
+    },
+    /// Update by primary key a row picked from all rows, of any tenant.
+    UpdateById {
+        tenant: usize,
+        pick: usize,
+        score: i32,
+    },
+    /// Delete by id a row picked from all rows, of any tenant.
+    DeleteById {
+        tenant: usize,
+        pick: usize,
+    },
+    Transaction {
+        tenant: usize,
+        score: i32,
+        commit: bool,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let t = 0..TENANTS;
+    let n = 0..NAMES.len();
+    prop_oneof![
+        3 => (t.clone(), n.clone(), 0..5, proptest::option::of(0..2usize))
+            .prop_map(|(tenant, name, score, account)| Op::Insert { tenant, name, score, account }),
+        2 => (t.clone(), n.clone()).prop_map(|(tenant, name)| Op::Read { tenant, name }),
+        1 => t.clone().prop_map(|tenant| Op::ReadJoined { tenant }),
+        1 => (t.clone(), n, 0..5).prop_map(|(tenant, name, score)| Op::UpdateMany { tenant, name, score }),
+        1 => (t.clone(), 0..5).prop_map(|(tenant, below)| Op::DeleteMany { tenant, below }),
+        2 => (t.clone(), any::<usize>(), 0..5).prop_map(|(tenant, pick, score)| Op::UpdateById { tenant, pick, score }),
+        1 => (t.clone(), any::<usize>()).prop_map(|(tenant, pick)| Op::DeleteById { tenant, pick }),
+        1 => (t, 0..5, any::<bool>()).prop_map(|(tenant, score, commit)| Op::Transaction { tenant, score, commit }),
+    ]
+}
+
+/// The model: every person row by id.
+type Model = BTreeMap<Uuid, person::Model>;
+
+fn of_tenant<'m>(model: &'m Model, db: &TenantDb) -> impl Iterator<Item = &'m person::Model> {
+    let t = db.tenant().as_uuid();
+    model.values().filter(move |p| p.tenant_id == t)
+}
+
+async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let test = schema_db(backend).await;
+    let mut tenants = Vec::new();
+    let mut accounts = Vec::new();
+    for i in 0..TENANTS {
+        let db = new_tenant(&test, &format!("t{i}")).await;
+        let mut own = Vec::new();
+        for name in ["x", "y"] {
+            let acc = db
+                .insert(account::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    name: Set(name.into()),
+                    currency: Set(None),
+                    ..Default::default()
+                })
+                .exec()
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            own.push(acc.id);
+        }
+        accounts.push(own);
+        tenants.push(db);
+    }
+    let mut model = Model::new();
+    for op in ops {
+        match op {
+            Op::Insert {
+                tenant,
+                name,
+                score,
+                account,
+            } => {
+                let db = &tenants[tenant];
+                let row = db
+                    .insert(person::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        account_id: Set(account.map(|a| accounts[tenant][a])),
+                        name: Set(NAMES[name].into()),
+                        score: Set(score),
+                        ..Default::default()
+                    })
+                    .exec()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(row.tenant_id, db.tenant().as_uuid());
+                model.insert(row.id, row);
+            }
+            Op::Read { tenant, name } => {
+                let db = &tenants[tenant];
+                let mut got = db
+                    .find::<person::Entity>()
+                    .filter(person::Column::Name.eq(NAMES[name]))
+                    .all()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                got.sort_by_key(|p| p.id);
+                let want: Vec<_> = of_tenant(&model, db)
+                    .filter(|p| p.name == NAMES[name])
+                    .cloned()
+                    .collect();
+                prop_assert_eq!(got, want);
+            }
+            Op::ReadJoined { tenant } => {
+                let db = &tenants[tenant];
+                let got = db
+                    .find::<person::Entity>()
+                    .also::<account::Entity>()
+                    .all()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(got.len(), of_tenant(&model, db).count());
+                for (person, account) in got {
+                    prop_assert_eq!(person.tenant_id, db.tenant().as_uuid());
+                    prop_assert_eq!(
+                        account
+                            .as_ref()
+                            .map(|a| a.tenant_id)
+                            .unwrap_or(person.tenant_id),
+                        person.tenant_id
+                    );
+                    prop_assert_eq!(account.map(|a| a.id), person.account_id);
+                }
+            }
+            Op::UpdateMany {
+                tenant,
+                name,
+                score,
+            } => {
+                let db = &tenants[tenant];
+                let changed = db
+                    .update_many::<person::Entity>()
+                    .col_expr(person::Column::Score, Expr::value(score))
+                    .filter(person::Column::Name.eq(NAMES[name]))
+                    .exec()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let t = db.tenant().as_uuid();
+                let mut expected = 0;
+                for p in model
+                    .values_mut()
+                    .filter(|p| p.tenant_id == t && p.name == NAMES[name])
+                {
+                    p.score = score;
+                    expected += 1;
+                }
+                prop_assert_eq!(changed, expected);
+            }
+            Op::DeleteMany { tenant, below } => {
+                let db = &tenants[tenant];
+                let deleted = db
+                    .delete_many::<person::Entity>()
+                    .filter(person::Column::Score.lt(below))
+                    .exec()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let t = db.tenant().as_uuid();
+                let before = model.len();
+                model.retain(|_, p| !(p.tenant_id == t && p.score < below));
+                prop_assert_eq!(deleted as usize, before - model.len());
+            }
+            Op::UpdateById {
+                tenant,
+                pick,
+                score,
+            } => {
+                let Some(target) = model.values().nth(pick % model.len().max(1)).cloned() else {
+                    continue;
+                };
+                let db = &tenants[tenant];
+                let result = db
+                    .update(person::ActiveModel {
+                        id: ActiveValue::Unchanged(target.id),
+                        score: Set(score),
+                        ..Default::default()
+                    })
+                    .exec()
+                    .await;
+                if target.tenant_id == db.tenant().as_uuid() {
+                    let row = result.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(row.score, score);
+                    model.insert(row.id, row);
+                } else {
+                    prop_assert!(
+                        matches!(result, Err(tenancy::Error::NotFound { .. })),
+                        "{:?}",
+                        result
+                    );
+                }
+            }
+            Op::DeleteById { tenant, pick } => {
+                let Some(target) = model.values().nth(pick % model.len().max(1)).cloned() else {
+                    continue;
+                };
+                let db = &tenants[tenant];
+                let deleted = db
+                    .delete_many::<person::Entity>()
+                    .filter(person::Column::Id.eq(target.id))
+                    .exec()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                if target.tenant_id == db.tenant().as_uuid() {
+                    prop_assert_eq!(deleted, 1);
+                    model.remove(&target.id);
+                } else {
+                    prop_assert_eq!(deleted, 0);
+                }
+            }
+            Op::Transaction {
+                tenant,
+                score,
+                commit,
+            } => {
+                let db = &tenants[tenant];
+                let txn = db
+                    .begin()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                txn.update_many::<person::Entity>()
+                    .col_expr(person::Column::Score, Expr::value(score))
+                    .exec()
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                if commit {
+                    txn.commit()
+                        .await
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let t = db.tenant().as_uuid();
+                    model
+                        .values_mut()
+                        .filter(|p| p.tenant_id == t)
+                        .for_each(|p| p.score = score);
+                } else {
+                    txn.rollback()
+                        .await
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+            }
+        }
+        // After every step, the whole table (read through the escape hatch) is the model.
+        let actual: Model = test
+            .connected
+            .unscoped
+            .all("property oracle", person::Entity::find())
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        prop_assert_eq!(&actual, &model);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_scoped_reads_and_writes_only_ever_see_and_change_their_own_tenant(
+        ops in proptest::collection::vec(op(), 1..40)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for backend in tenancy::testing::backends() {
+            runtime.block_on(run(&backend, ops.clone()))?;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The proof: behaviour on real databases, the SQL each builder generates, random
+//! multi-tenant workloads, and the misuses that must not compile.
+
+mod support;
+
+mod behaviour;
+mod compile_fail;
+mod generated_sql;
+mod property;
