@@ -257,6 +257,13 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
             .to_string()
     }
 
+    /// The SQL this query runs, consuming the builder exactly as execution does (no
+    /// clone): what the overhead benchmark measures.
+    pub fn into_sql(self) -> Result<String> {
+        let (conn, select) = self.build()?;
+        Ok(select.build(conn.backend()).to_string())
+    }
+
     /// All matching rows.
     pub async fn all(self) -> Result<Vec<E::Model>> {
         let (conn, select) = self.build()?;
