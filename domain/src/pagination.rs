@@ -1,0 +1,255 @@
+//! Paging shared by every list: keyset pages (the default, stable under concurrent
+//! writes) and offset pages (for compatibility; cost grows with depth).
+//!
+//! A keyset page ends at a [`Position`]: a small serializable value naming the last row
+//! by its sort key. The API signs it into an opaque cursor; the domain only needs it
+//! back to continue.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Rows per page when the caller does not say.
+pub const DEFAULT_LIMIT: u64 = 50;
+/// The most rows one page may hold.
+pub const MAX_LIMIT: u64 = 200;
+/// The deepest row an offset page may start at: beyond it, use keyset pages.
+pub const MAX_OFFSET: u64 = 10_000;
+
+/// What a keyset list is ordered by (ascending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    /// By id: creation order, since ids are UUIDv7.
+    #[default]
+    Id,
+    /// By `(updated_at, id)`: the sync order. Every change moves a row strictly forwards,
+    /// so a client that keeps walking sees each change.
+    UpdatedAt,
+}
+
+/// Where a keyset page ended: the sort key of its last row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// After this id ([`SortKey::Id`]).
+    Id(Uuid),
+    /// After this `(updated_at, id)` ([`SortKey::UpdatedAt`]).
+    UpdatedAt(DateTime<Utc>, Uuid),
+    /// Before this `(occurred_at, id)`: the activity feed, newest first.
+    OccurredAt(DateTime<Utc>, Uuid),
+}
+
+/// One keyset page to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The order; the `after` position must be of the same kind.
+    pub sort: SortKey,
+    /// Continue after this position (`None`: from the start).
+    pub after: Option<Position>,
+    /// Rows wanted, 1..=[`MAX_LIMIT`].
+    pub limit: u64,
+    /// Include soft-deleted rows (tombstones), for sync clients.
+    pub include_deleted: bool,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            sort: SortKey::Id,
+            after: None,
+            limit: DEFAULT_LIMIT,
+            include_deleted: false,
+        }
+    }
+}
+
+impl PageRequest {
+    /// A sync walk: by `(updated_at, id)`, tombstones included, after `after`.
+    pub fn sync(after: Option<Position>) -> Self {
+        Self {
+            sort: SortKey::UpdatedAt,
+            after,
+            include_deleted: true,
+            ..Self::default()
+        }
+    }
+
+    /// The same request with `limit` rows.
+    #[must_use]
+    pub fn limit(self, limit: u64) -> Self {
+        Self { limit, ..self }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        check_limit(self.limit)?;
+        match (self.sort, self.after) {
+            (_, None)
+            | (SortKey::Id, Some(Position::Id(_)))
+            | (SortKey::UpdatedAt, Some(Position::UpdatedAt(..))) => Ok(()),
+            _ => Err(Error::invalid(
+                "cursor",
+                "cursor_mismatch",
+                "the cursor belongs to a different sort order",
+            )),
+        }
+    }
+}
+
+pub(crate) fn check_limit(limit: u64) -> Result<()> {
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ))
+    }
+}
+
+/// One keyset page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The rows, at most the requested limit.
+    pub items: Vec<T>,
+    /// Where to continue: the last row's position, or — on an empty page — the
+    /// position the request started after, so a sync client never loses its place.
+    pub next: Option<Position>,
+    /// Whether more rows followed when this page was read.
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next: self.next,
+            has_more: self.has_more,
+        }
+    }
+}
+
+/// One offset page to read, by id order. Deep pages cost more: prefer keyset pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRequest {
+    /// The page number, from 1.
+    pub page: u64,
+    /// Rows per page, 1..=[`MAX_LIMIT`].
+    pub per_page: u64,
+    /// Include soft-deleted rows.
+    pub include_deleted: bool,
+}
+
+impl Default for OffsetRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: DEFAULT_LIMIT,
+            include_deleted: false,
+        }
+    }
+}
+
+impl OffsetRequest {
+    /// Rows to skip; refuses page 0 and pages starting beyond [`MAX_OFFSET`].
+    pub(crate) fn offset(&self) -> Result<u64> {
+        if let Err(Error::Validation(mut errors)) = check_limit(self.per_page) {
+            errors[0].field = "per_page".into();
+            return Err(Error::Validation(errors));
+        }
+        let offset = self
+            .page
+            .checked_sub(1)
+            .and_then(|p| p.checked_mul(self.per_page));
+        match offset {
+            None if self.page == 0 => Err(Error::invalid(
+                "page",
+                "out_of_range",
+                "pages are numbered from 1",
+            )),
+            Some(offset) if offset <= MAX_OFFSET => Ok(offset),
+            _ => Err(Error::invalid(
+                "page",
+                "too_deep",
+                format!("offset pages end at row {MAX_OFFSET}; use cursor pagination"),
+            )),
+        }
+    }
+}
+
+/// One offset page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetPage<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// The page number, from 1.
+    pub page: u64,
+    /// The requested page size.
+    pub per_page: u64,
+    /// Whether another page follows.
+    pub has_more: bool,
+}
+
+impl<T> OffsetPage<T> {
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> OffsetPage<U> {
+        OffsetPage {
+            items: self.items.into_iter().map(f).collect(),
+            page: self.page,
+            per_page: self.per_page,
+            has_more: self.has_more,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_request_checks_its_limit_and_that_the_cursor_matches_the_sort() {
+        assert!(PageRequest::default().check().is_ok());
+        assert!(PageRequest::default().limit(0).check().is_err());
+        assert!(PageRequest::default().limit(MAX_LIMIT + 1).check().is_err());
+        let mismatch = PageRequest {
+            after: Some(Position::UpdatedAt(Utc::now(), Uuid::nil())),
+            ..PageRequest::default()
+        };
+        assert!(
+            matches!(mismatch.check(), Err(Error::Validation(e)) if e[0].code == "cursor_mismatch")
+        );
+        assert!(
+            PageRequest::sync(Some(Position::UpdatedAt(Utc::now(), Uuid::nil())))
+                .check()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn offset_pages_start_at_one_and_stop_at_the_maximum_depth() {
+        let at = |page, per_page| {
+            OffsetRequest {
+                page,
+                per_page,
+                include_deleted: false,
+            }
+            .offset()
+        };
+        assert_eq!(at(1, 50).ok(), Some(0));
+        assert_eq!(at(3, 20).ok(), Some(40));
+        assert!(matches!(at(0, 50), Err(Error::Validation(e)) if e[0].field == "page"));
+        assert!(matches!(at(1, 0), Err(Error::Validation(e)) if e[0].field == "per_page"));
+        assert!(matches!(at(u64::MAX, 200), Err(Error::Validation(e)) if e[0].code == "too_deep"));
+    }
+
+    #[test]
+    fn a_position_round_trips_through_json() {
+        let position = Position::UpdatedAt(Utc::now(), Uuid::now_v7());
+        let json = serde_json::to_string(&position).unwrap_or_default();
+        assert_eq!(serde_json::from_str::<Position>(&json).ok(), Some(position));
+    }
+}

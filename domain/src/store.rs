@@ -1,0 +1,261 @@
+//! Generic reads and writes over [`Tracked`] entities: the one place where get,
+//! keyset/offset lists, versioned updates and soft deletes are written.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait, Value};
+use tenancy::{Keyset, Scoped, TenantHandle};
+use uuid::Uuid;
+
+use crate::entity::Tracked;
+use crate::error::{Error, Result};
+use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest, Position, SortKey};
+use crate::time;
+
+/// How many times an update without an expected version re-reads and retries when a
+/// concurrent change wins the race for the row.
+const RETRIES: usize = 5;
+
+/// The live (not deleted) row `id`, or `NotFound`.
+pub(crate) async fn get<E: Tracked>(db: &impl TenantHandle, id: Uuid) -> Result<E::Model> {
+    db.find::<E>()
+        .filter(E::ID.eq(id))
+        .filter(E::DELETED_AT.is_null())
+        .one()
+        .await?
+        .ok_or(Error::not_found(E::RESOURCE))
+}
+
+/// The live row `id` for a patch that changes nothing: checked against
+/// `expected_version` like a write, but nothing is written (no version bump, no sync noise).
+pub(crate) async fn unchanged<E: Tracked>(
+    db: &impl TenantHandle,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<E::Model> {
+    let current = get::<E>(db, id).await?;
+    let version = E::meta(&current).version;
+    match expected_version {
+        Some(expected) if expected != version => Err(Error::VersionMismatch {
+            resource: E::RESOURCE,
+            expected,
+            current: version,
+        }),
+        _ => Ok(current),
+    }
+}
+
+/// Checks that input `field` references a live row of this tenant: another tenant's
+/// row, a deleted one and a missing one are all "not found", never a foreign-key error.
+pub(crate) async fn referenced<E: Tracked>(
+    db: &impl TenantHandle,
+    id: Uuid,
+    field: &'static str,
+) -> Result<()> {
+    match get::<E>(db, id).await {
+        Err(Error::NotFound { resource, .. }) => Err(Error::missing_reference(resource, field)),
+        other => other.map(drop),
+    }
+}
+
+/// [`referenced`] for an optional reference.
+pub(crate) async fn referenced_opt<E: Tracked>(
+    db: &impl TenantHandle,
+    id: Option<Uuid>,
+    field: &'static str,
+) -> Result<()> {
+    match id {
+        Some(id) => referenced::<E>(db, id, field).await,
+        None => Ok(()),
+    }
+}
+
+/// The position of a row in `sort` order.
+pub(crate) fn position<E: Tracked>(sort: SortKey, model: &E::Model) -> Position {
+    let meta = E::meta(model);
+    match sort {
+        SortKey::Id => Position::Id(meta.id),
+        SortKey::UpdatedAt => Position::UpdatedAt(meta.updated_at, meta.id),
+    }
+}
+
+/// The key columns of `sort`: unique together (they end with the id), so a walk
+/// visits each row exactly once.
+pub(crate) fn key_columns<E: Tracked>(sort: SortKey) -> Vec<E::Column> {
+    match sort {
+        SortKey::Id => vec![E::ID],
+        SortKey::UpdatedAt => vec![E::UPDATED_AT, E::ID],
+    }
+}
+
+/// The key values of `position`, in key-column order.
+pub(crate) fn key_values(position: Position) -> Vec<Value> {
+    match position {
+        Position::Id(id) => vec![id.into()],
+        Position::UpdatedAt(at, id) | Position::OccurredAt(at, id) => vec![at.into(), id.into()],
+    }
+}
+
+/// The key columns of `sort`, and the values of `position` for them.
+fn keyset_parts<E: Tracked>(
+    sort: SortKey,
+    after: Option<Position>,
+) -> (Vec<E::Column>, Option<Vec<Value>>) {
+    (key_columns::<E>(sort), after.map(key_values))
+}
+
+/// `(k1, k2) > (v1, v2)` over `E`'s key columns for `sort`: the keyset condition for
+/// queries the tenancy `page` helper cannot run (joined reads).
+pub(crate) fn after_condition<E: Tracked>(
+    sort: SortKey,
+    after: Option<Position>,
+) -> Option<SimpleExpr> {
+    let (columns, values) = keyset_parts::<E>(sort, after);
+    let values = values?;
+    let left = Expr::tuple(columns.into_iter().map(|c| Expr::col((E::default(), c))));
+    Some(left.gt(Expr::tuple(values.into_iter().map(Expr::val))))
+}
+
+/// A keyset page of `scoped` (already filtered) in `request` order.
+pub(crate) async fn list<E>(scoped: Scoped<'_, E>, request: &PageRequest) -> Result<Page<E::Model>>
+where
+    E: Tracked,
+{
+    request.check()?;
+    let scoped = if request.include_deleted {
+        scoped
+    } else {
+        scoped.filter(E::DELETED_AT.is_null())
+    };
+    let (columns, after) = keyset_parts::<E>(request.sort, request.after);
+    let page = scoped
+        .page(Keyset::asc(columns).after(after).limit(request.limit))
+        .await?;
+    let next = page
+        .rows
+        .last()
+        .map(|row| position::<E>(request.sort, row))
+        .or(request.after);
+    Ok(Page {
+        items: page.rows,
+        next,
+        has_more: page.has_more,
+    })
+}
+
+/// An offset page of `scoped` (already filtered), by id.
+pub(crate) async fn list_offset<E: Tracked>(
+    scoped: Scoped<'_, E>,
+    request: &OffsetRequest,
+) -> Result<OffsetPage<E::Model>> {
+    let offset = request.offset()?;
+    let scoped = if request.include_deleted {
+        scoped
+    } else {
+        scoped.filter(E::DELETED_AT.is_null())
+    };
+    let mut rows = scoped
+        .order_by_asc(E::ID)
+        .offset(offset)
+        .limit(request.per_page + 1)
+        .all()
+        .await?;
+    let has_more = rows.len() as u64 > request.per_page;
+    rows.truncate(usize::try_from(request.per_page).unwrap_or(usize::MAX));
+    Ok(OffsetPage {
+        items: rows,
+        page: request.page,
+        per_page: request.per_page,
+        has_more,
+    })
+}
+
+/// Changes the live row `id`: `change` turns the current row and the new `updated_at`
+/// into the columns to set; `version` and `updated_at` are bumped here.
+///
+/// The write is guarded by the version that was read (`WHERE version = $read`), so the
+/// `updated_at` computed from the read row (see [`time::next_updated_at`]) is still the
+/// row's latest when the write lands. With `expected_version`, a different current
+/// version is a [`Error::VersionMismatch`] and nothing is written; without one, a
+/// concurrent change that wins the race is simply re-read and the change re-applied.
+pub(crate) async fn update<E>(
+    db: &impl TenantHandle,
+    id: Uuid,
+    expected_version: Option<i64>,
+    change: impl Fn(&E::Model, DateTime<Utc>) -> Result<E::ActiveModel>,
+) -> Result<E::Model>
+where
+    E: Tracked,
+    E::ActiveModel: Send,
+{
+    for _ in 0..RETRIES {
+        let current = get::<E>(db, id).await?;
+        let meta = E::meta(&current);
+        if let Some(expected) = expected_version
+            && expected != meta.version
+        {
+            return Err(Error::VersionMismatch {
+                resource: E::RESOURCE,
+                expected,
+                current: meta.version,
+            });
+        }
+        let updated_at = time::next_updated_at(meta.updated_at);
+        let mut model = change(&current, updated_at)?;
+        model.set(E::ID, id.into());
+        model.set(E::VERSION, (meta.version + 1).into());
+        model.set(E::UPDATED_AT, updated_at.into());
+        match db
+            .update(model)
+            .filter(E::VERSION.eq(meta.version))
+            .exec()
+            .await
+        {
+            Ok(updated) => return Ok(updated),
+            // The guard missed: someone changed (or deleted) the row since the read.
+            Err(tenancy::Error::NotFound { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+        if let Some(expected) = expected_version {
+            let current = get::<E>(db, id).await?;
+            return Err(Error::VersionMismatch {
+                resource: E::RESOURCE,
+                expected,
+                current: E::meta(&current).version,
+            });
+        }
+    }
+    Err(Error::Storage(tenancy::Error::Db(sea_orm::DbErr::Custom(
+        format!(
+            "{} {id}: gave up after {RETRIES} concurrent updates",
+            E::RESOURCE
+        ),
+    ))))
+}
+
+/// Soft-deletes the live row `id`: sets `deleted_at` (to the new `updated_at`) and bumps
+/// the version, leaving a tombstone that sync lists return and every other read skips.
+pub(crate) async fn soft_delete<E>(
+    db: &impl TenantHandle,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<E::Model>
+where
+    E: Tracked,
+    E::ActiveModel: Send,
+{
+    update::<E>(db, id, expected_version, |_, updated_at| {
+        let mut model = <E::ActiveModel as ActiveModelTrait>::default();
+        model.set(E::DELETED_AT, Some(updated_at).into());
+        Ok(model)
+    })
+    .await
+}
+
+/// `Set(value)` when the patch names a new value, `NotSet` otherwise.
+pub(crate) fn patched<T: Into<Value>>(value: Option<T>) -> ActiveValue<T> {
+    match value {
+        Some(value) => ActiveValue::Set(value),
+        None => ActiveValue::NotSet,
+    }
+}
