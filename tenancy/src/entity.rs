@@ -71,18 +71,7 @@ macro_rules! tenant_scoped {
                 Column::TenantId
             }
         }
-        impl $crate::Joinable for Entity {
-            fn join_predicate(
-                table: $crate::__private::DynIden,
-                tenant: $crate::TenantId,
-            ) -> ::core::option::Option<$crate::__private::Condition> {
-                ::core::option::Option::Some($crate::__private::column_eq_tenant(
-                    table,
-                    Column::TenantId,
-                    tenant,
-                ))
-            }
-        }
+        $crate::__joinable_by!(TenantId);
         // The tenant column must lead the primary key (Citus distribution column).
         const _: PrimaryKey = PrimaryKey::TenantId;
         const _: fn(&Model) -> &$crate::__private::Uuid = |model| &model.tenant_id;
@@ -101,18 +90,7 @@ macro_rules! tenant_root {
                 Column::Id
             }
         }
-        impl $crate::Joinable for Entity {
-            fn join_predicate(
-                table: $crate::__private::DynIden,
-                tenant: $crate::TenantId,
-            ) -> ::core::option::Option<$crate::__private::Condition> {
-                ::core::option::Option::Some($crate::__private::column_eq_tenant(
-                    table,
-                    Column::Id,
-                    tenant,
-                ))
-            }
-        }
+        $crate::__joinable_by!(Id);
         const _: PrimaryKey = PrimaryKey::Id;
         const _: fn(&Model) -> &$crate::__private::Uuid = |model| &model.id;
         impl $crate::__private::ActiveModelBehavior for ActiveModel {}
@@ -135,5 +113,26 @@ macro_rules! global_entity {
             }
         }
         impl $crate::__private::ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+/// Implements [`Joinable`] for the module's `Entity`: the joined table's `$column`
+/// must equal the tenant. Shared by the macros above; not API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __joinable_by {
+    ($column:ident) => {
+        impl $crate::Joinable for Entity {
+            fn join_predicate(
+                table: $crate::__private::DynIden,
+                tenant: $crate::TenantId,
+            ) -> ::core::option::Option<$crate::__private::Condition> {
+                ::core::option::Option::Some($crate::__private::column_eq_tenant(
+                    table,
+                    Column::$column,
+                    tenant,
+                ))
+            }
+        }
     };
 }
