@@ -1,9 +1,8 @@
 //! Activities: the calls, emails, notes and meetings logged against a person.
 
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait};
-use tenancy::{Scoped, TenantHandle};
+use tenancy::{Keyset, Scoped, TenantHandle};
 use uuid::Uuid;
 
 use crate::entity::{Tracked, activity, person, user};
@@ -356,16 +355,10 @@ pub async fn feed(
     limit: u64,
 ) -> Result<Page<FeedItem>> {
     check_limit(limit)?;
-    let mut scoped = filtered(db, filter)?.filter(activity::Column::DeletedAt.is_null());
-    match before {
-        None => {}
-        Some(Position::OccurredAt(at, id)) => {
-            let key = Expr::tuple([
-                Expr::col((activity::Entity, activity::Column::OccurredAt)),
-                Expr::col((activity::Entity, activity::Column::Id)),
-            ]);
-            scoped = scoped.filter(key.lt(Expr::tuple([Expr::val(at), Expr::val(id)])));
-        }
+    let scoped = filtered(db, filter)?.filter(activity::Column::DeletedAt.is_null());
+    let after = match before {
+        None => None,
+        Some(Position::OccurredAt(at, id)) => Some(vec![at.into(), id.into()]),
         Some(_) => {
             return Err(Error::invalid(
                 "cursor",
@@ -373,19 +366,19 @@ pub async fn feed(
                 "the cursor belongs to a different list",
             ));
         }
-    }
-    let mut rows = scoped
-        .order_by_desc(activity::Column::OccurredAt)
-        .order_by_desc(activity::Column::Id)
-        .limit(limit + 1)
+    };
+    let keyset = Keyset::desc([activity::Column::OccurredAt, activity::Column::Id])
+        .after(after)
+        .limit(limit);
+    let page = scoped
         .also::<person::Entity>()
         // `also` is a LEFT JOIN: keep only rows whose person is there and alive.
         .filter(person::Column::Id.is_not_null())
         .filter(<person::Entity as Tracked>::DELETED_AT.is_null())
-        .all()
+        .page(keyset)
         .await?;
-    let has_more = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let has_more = page.has_more;
+    let rows = page.rows;
     let next = rows
         .last()
         .map(|(a, _)| Position::OccurredAt(a.occurred_at, a.id))

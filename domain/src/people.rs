@@ -360,19 +360,12 @@ pub async fn list_with_account_name(
     if !page.include_deleted {
         scoped = scoped.filter(person::Column::DeletedAt.is_null());
     }
-    if let Some(after) = store::after_condition::<person::Entity>(page.sort, page.after) {
-        scoped = scoped.filter(after);
-    }
-    for column in store::key_columns::<person::Entity>(page.sort) {
-        scoped = scoped.order_by_asc(column);
-    }
-    let mut rows = scoped
-        .limit(page.limit + 1)
+    let rows = scoped
         .also::<account::Entity>()
-        .all()
+        .page(store::keyset::<person::Entity>(page))
         .await?;
-    let has_more = rows.len() as u64 > page.limit;
-    rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+    let has_more = rows.has_more;
+    let rows = rows.rows;
     let next = rows
         .last()
         .map(|(p, _)| store::position::<person::Entity>(page.sort, p))

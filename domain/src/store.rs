@@ -2,7 +2,6 @@
 //! keyset/offset lists, versioned updates and soft deletes are written.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait, Value};
 use tenancy::{Keyset, Scoped, TenantHandle};
 use uuid::Uuid;
@@ -104,16 +103,11 @@ fn keyset_parts<E: Tracked>(
     (key_columns::<E>(sort), after.map(key_values))
 }
 
-/// `(k1, k2) > (v1, v2)` over `E`'s key columns for `sort`: the keyset condition for
-/// queries the tenancy `page` helper cannot run (joined reads).
-pub(crate) fn after_condition<E: Tracked>(
-    sort: SortKey,
-    after: Option<Position>,
-) -> Option<SimpleExpr> {
-    let (columns, values) = keyset_parts::<E>(sort, after);
-    let values = values?;
-    let left = Expr::tuple(columns.into_iter().map(|c| Expr::col((E::default(), c))));
-    Some(left.gt(Expr::tuple(values.into_iter().map(Expr::val))))
+/// The keyset of `request` over `E` (its sort's key columns, continuing after its
+/// position), for the tenancy crate's `page` on plain and joined reads alike.
+pub(crate) fn keyset<E: Tracked>(request: &PageRequest) -> Keyset<E> {
+    let (columns, after) = keyset_parts::<E>(request.sort, request.after);
+    Keyset::asc(columns).after(after).limit(request.limit)
 }
 
 /// A keyset page of `scoped` (already filtered) in `request` order.
@@ -127,10 +121,7 @@ where
     } else {
         scoped.filter(E::DELETED_AT.is_null())
     };
-    let (columns, after) = keyset_parts::<E>(request.sort, request.after);
-    let page = scoped
-        .page(Keyset::asc(columns).after(after).limit(request.limit))
-        .await?;
+    let page = scoped.page(keyset::<E>(request)).await?;
     let next = page
         .rows
         .last()

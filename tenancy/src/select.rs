@@ -304,21 +304,13 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
     /// Applies a keyset: `WHERE (k1, k2) > ($1, $2) ORDER BY k1, k2 LIMIT n+1` (one row
     /// more than the page, to learn whether another follows). [`page`](Self::page) runs it.
     pub fn seek(mut self, keyset: &Keyset<E>) -> Self {
-        if let Some(after) = &keyset.after {
-            if after.len() != keyset.columns.len() {
-                self.error.get_or_insert(Error::InvalidKeyset {
-                    expected: keyset.columns.len(),
-                    found: after.len(),
-                });
+        match keyset.condition() {
+            Ok(Some(condition)) => self.select = self.select.filter(condition),
+            Ok(None) => {}
+            Err(error) => {
+                self.error.get_or_insert(error);
                 return self;
             }
-            let table = E::default();
-            let left = Expr::tuple(keyset.columns.iter().map(|c| Expr::col((table, *c))));
-            let right = Expr::tuple(after.iter().cloned().map(Expr::val));
-            self.select = self.select.filter(match keyset.order {
-                Order::Desc => left.lt(right),
-                _ => left.gt(right),
-            });
         }
         self.order = keyset
             .columns
@@ -335,17 +327,8 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
     /// columns must be unique together (end with the primary key) for the walk to visit
     /// each row exactly once. Earlier `order_by` calls are replaced by the keyset order.
     pub async fn page(self, keyset: Keyset<E>) -> Result<Page<E::Model>> {
-        let mut rows = self.seek(&keyset).all().await?;
-        let has_more = rows.len() as u64 > keyset.limit;
-        rows.truncate(usize::try_from(keyset.limit).unwrap_or(usize::MAX));
-        let next = rows
-            .last()
-            .map(|row| keyset.columns.iter().map(|c| row.get(*c)).collect());
-        Ok(Page {
-            rows,
-            has_more,
-            next,
-        })
+        let rows = self.seek(&keyset).all().await?;
+        Ok(keyset.page_of(rows, |row| row))
     }
 }
 
@@ -360,6 +343,41 @@ pub struct Keyset<E: EntityTrait> {
 }
 
 impl<E: EntityTrait> Keyset<E> {
+    /// `(k1, k2) > ($1, $2)` (or `<` descending) for the position to continue after.
+    fn condition(&self) -> Result<Option<Expr>> {
+        let Some(after) = &self.after else {
+            return Ok(None);
+        };
+        if after.len() != self.columns.len() {
+            return Err(Error::InvalidKeyset {
+                expected: self.columns.len(),
+                found: after.len(),
+            });
+        }
+        let table = E::default();
+        let left = Expr::tuple(self.columns.iter().map(|c| Expr::col((table, *c))));
+        let right = Expr::tuple(after.iter().cloned().map(Expr::val));
+        Ok(Some(match self.order {
+            Order::Desc => left.lt(right),
+            _ => left.gt(right),
+        }))
+    }
+
+    /// Cuts the `limit + 1` rows a seek fetched to one page; `key_row` picks the `E` row
+    /// of each item, whose key continues the walk.
+    fn page_of<T>(&self, mut rows: Vec<T>, key_row: impl Fn(&T) -> &E::Model) -> Page<T> {
+        let has_more = rows.len() as u64 > self.limit;
+        rows.truncate(usize::try_from(self.limit).unwrap_or(usize::MAX));
+        let next = rows
+            .last()
+            .map(|item| self.columns.iter().map(|c| key_row(item).get(*c)).collect());
+        Page {
+            rows,
+            has_more,
+            next,
+        }
+    }
+
     /// Ascending by `columns` (e.g. `[UpdatedAt, Id]`), 50 rows a page.
     pub fn asc(columns: impl IntoIterator<Item = E::Column>) -> Self {
         Self {
@@ -443,6 +461,21 @@ impl<'a, E: EntityTrait, R: EntityTrait> ScopedTwo<'a, E, R> {
     /// The SQL this query runs.
     pub fn to_sql(&self) -> String {
         self.select.clone().build(self.conn.backend()).to_string()
+    }
+
+    /// One page of a keyset walk over `E`'s key columns, each row with its related row:
+    /// `WHERE … AND (k1, k2) > ($1, $2) ORDER BY k1, k2 LIMIT n+1`. Earlier `order_by`
+    /// calls come first in the `ORDER BY`, so give none when paging.
+    pub async fn page(mut self, keyset: Keyset<E>) -> Result<Page<(E::Model, Option<R::Model>)>> {
+        if let Some(condition) = keyset.condition()? {
+            self.select = self.select.filter(condition);
+        }
+        for column in &keyset.columns {
+            self.select = self.select.order_by(*column, keyset.order.clone());
+        }
+        self.select = self.select.limit(keyset.limit.saturating_add(1));
+        let rows = self.all().await?;
+        Ok(keyset.page_of(rows, |(row, _)| row))
     }
 
     /// All rows with their related row, if any.

@@ -580,3 +580,41 @@ async fn a_keyset_walk_visits_every_row_once_in_key_order() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_keyset_walk_over_a_joined_read_visits_every_row_once_with_its_related_row() {
+    each_backend(|test| async move {
+        let (a, b) = (new_tenant(&test, "a").await, new_tenant(&test, "b").await);
+        let acme = add_account(&a, "acme").await;
+        let mut expected = Vec::new();
+        for i in 0..11 {
+            let account = (i % 2 == 0).then_some(acme.id);
+            expected.push(add_person(&a, account, &format!("p{i}"), 0).await.id);
+            add_person(&b, None, "noise", 0).await;
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let keyset = Keyset::desc([person::Column::Id])
+                .after(after.take())
+                .limit(4);
+            let page = a
+                .find::<person::Entity>()
+                .also::<account::Entity>()
+                .page(keyset)
+                .await
+                .unwrap();
+            for (person, account) in &page.rows {
+                assert_eq!(account.as_ref().map(|acc| acc.id), person.account_id);
+                seen.push(person.id);
+            }
+            if !page.has_more {
+                break;
+            }
+            after = page.next;
+        }
+        expected.reverse();
+        assert_eq!(seen, expected);
+    })
+    .await;
+}
