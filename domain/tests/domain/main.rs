@@ -9,6 +9,8 @@
 
 mod support;
 
+mod fences;
+
 mod accounts;
 mod activities;
 mod idempotency;
