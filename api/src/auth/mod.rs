@@ -1,0 +1,415 @@
+//! Authentication and scopes: the only place a [`TenantCtx`] is made.
+//!
+//! `Authorization: Bearer <credential>` carries either a JWT ([`jwt`]) or an API key
+//! ([`api_key`]). [`Authenticator::authenticate`] verifies it and yields a [`Principal`]:
+//! the tenant context (tenant + actor, from the credential only — never from a path,
+//! query or body) and the granted scopes. Operations declare the scope they need with
+//! `#[oai(scope = "...")]` on their [`BearerAuth`] argument (so it appears in the spec)
+//! and enforce the same scope with [`BearerAuth::require`]; the integration tests check
+//! that the two agree for every operation.
+
+pub mod api_key;
+pub mod jwt;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use poem::Request;
+use poem::http::StatusCode;
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OAuthScopes, SecurityScheme};
+use sha2::Sha256;
+use tenancy::{Actor, Db, TenantCtx, TenantId};
+use uuid::Uuid;
+
+use crate::problem::{Problem, kind};
+
+/// The permissions a credential can carry. Each operation requires exactly one.
+#[derive(OAuthScopes, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Read accounts.
+    #[oai(rename = "accounts:read")]
+    AccountsRead,
+    /// Create, change and delete accounts.
+    #[oai(rename = "accounts:write")]
+    AccountsWrite,
+    /// Read people.
+    #[oai(rename = "people:read")]
+    PeopleRead,
+    /// Create, change and delete people.
+    #[oai(rename = "people:write")]
+    PeopleWrite,
+    /// Read activities and the activity feed.
+    #[oai(rename = "activities:read")]
+    ActivitiesRead,
+    /// Log, change and delete activities.
+    #[oai(rename = "activities:write")]
+    ActivitiesWrite,
+    /// List API keys.
+    #[oai(rename = "api_keys:read")]
+    ApiKeysRead,
+    /// Create and revoke API keys.
+    #[oai(rename = "api_keys:write")]
+    ApiKeysWrite,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 8] = [
+        Scope::AccountsRead,
+        Scope::AccountsWrite,
+        Scope::PeopleRead,
+        Scope::PeopleWrite,
+        Scope::ActivitiesRead,
+        Scope::ActivitiesWrite,
+        Scope::ApiKeysRead,
+        Scope::ApiKeysWrite,
+    ];
+
+    /// The scope's wire name (`accounts:read`).
+    pub fn as_str(self) -> &'static str {
+        OAuthScopes::name(&self)
+    }
+
+    /// The scope named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The known scopes among `names`; unknown names are ignored, so tokens may carry
+    /// scopes of other services.
+    pub fn parse_all(names: &[String]) -> BTreeSet<Self> {
+        names.iter().filter_map(|n| Self::parse(n)).collect()
+    }
+
+    /// Every scope's name.
+    pub fn all_names() -> Vec<String> {
+        Self::ALL.iter().map(|s| s.as_str().to_owned()).collect()
+    }
+}
+
+/// Which credential authenticated a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A JWT of type `typ` for subject `sub`.
+    Jwt {
+        /// `user`, `integrator` or `service`.
+        typ: &'static str,
+        /// The token's subject.
+        sub: String,
+    },
+    /// The API key with this id.
+    ApiKey(Uuid),
+}
+
+impl Credential {
+    /// A stable id for the credential: what idempotency keys are scoped to.
+    pub fn id(&self) -> String {
+        match self {
+            Self::Jwt { typ, sub } => format!("jwt:{typ}:{sub}"),
+            Self::ApiKey(id) => format!("api_key:{id}"),
+        }
+    }
+}
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Tenant and actor, from the credential.
+    pub(crate) ctx: TenantCtx,
+    /// Granted scopes.
+    pub(crate) scopes: BTreeSet<Scope>,
+    /// The credential.
+    pub(crate) credential: Credential,
+}
+
+impl Principal {
+    /// Whether the principal holds `scope`.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// The tenant context.
+    pub fn ctx(&self) -> &TenantCtx {
+        &self.ctx
+    }
+
+    /// The credential.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// The user behind the request, if it is a user.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.ctx.actor() {
+            Actor::User(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// Bearer credential: a JWT from your identity provider (or `tenantry token` in
+/// development), or an API key (`tnt_…`) created with `POST /v1/api_keys`. Send it as
+/// `Authorization: Bearer <credential>`. Each operation requires one scope; the token
+/// URL is your identity provider's.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "bearer",
+    ty = "oauth2",
+    flows(client_credentials(
+        token_url = "https://auth.tenantry.dev/oauth/token",
+        scopes = "Scope"
+    )),
+    checker = "check_bearer"
+)]
+pub struct BearerAuth(Principal);
+
+impl BearerAuth {
+    /// The principal, if it holds `scope`.
+    ///
+    /// # Errors
+    /// A 403 `insufficient-scope` problem.
+    pub fn require(&self, scope: Scope) -> Result<&Principal, Problem> {
+        if self.0.has(scope) {
+            Ok(&self.0)
+        } else {
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                kind::INSUFFICIENT_SCOPE,
+                format!("this operation requires the `{}` scope", scope.as_str()),
+            ))
+        }
+    }
+}
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let Some(auth) = req.data::<Arc<Authenticator>>() else {
+        return Err(Problem::internal().into());
+    };
+    let principal = auth.authenticate(&bearer.token).await?;
+    tracing::Span::current().record("tenant", tracing::field::display(principal.ctx.tenant()));
+    if let Some(meta) = req.extensions().get::<crate::middleware::RequestMeta>() {
+        meta.set_tenant(principal.ctx.tenant());
+    }
+    Ok(principal)
+}
+
+/// Something that holds the `tenancy::Unscoped` capability: the server's own (from
+/// `Db::connect`), or a test database's. Only the [`Authenticator`] holds one, for the
+/// API-key lookup by prefix (made before the tenant is known).
+#[expect(
+    clippy::disallowed_types,
+    reason = "audited: the API-key lookup by prefix needs the escape hatch"
+)]
+pub trait UnscopedHandle: Send + Sync + 'static {
+    /// The capability.
+    fn unscoped(&self) -> &tenancy::Unscoped;
+}
+
+#[expect(
+    clippy::disallowed_types,
+    reason = "audited: the server's own capability, handed to the authenticator"
+)]
+impl UnscopedHandle for tenancy::Unscoped {
+    fn unscoped(&self) -> &tenancy::Unscoped {
+        self
+    }
+}
+
+type CacheKey = [u8; 32];
+
+/// Verifies credentials.
+pub struct Authenticator {
+    jwt: jwt::JwtVerifier,
+    pepper: [u8; 32],
+    unscoped: Arc<dyn UnscopedHandle>,
+    /// To check that a JWT's tenant exists (a PK read, cached like keys).
+    db: Db,
+    cache: Mutex<HashMap<CacheKey, (Principal, Instant)>>,
+    tenants: Mutex<HashMap<TenantId, Instant>>,
+    cache_ttl: Duration,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most verified keys kept; past it the cache is emptied (keys are re-verified).
+const CACHE_CAPACITY: usize = 10_000;
+
+impl Authenticator {
+    /// An authenticator verifying JWTs with `jwt` and API keys against `pepper` through
+    /// `unscoped` (the prefix lookup happens before the tenant is known).
+    pub fn new(
+        jwt: jwt::JwtVerifier,
+        pepper: [u8; 32],
+        unscoped: Arc<dyn UnscopedHandle>,
+        db: Db,
+        cache_ttl: Duration,
+    ) -> Self {
+        Self {
+            jwt,
+            pepper,
+            unscoped,
+            db,
+            cache: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(HashMap::new()),
+            cache_ttl,
+        }
+    }
+
+    /// The pepper API-key secrets are hashed with.
+    pub fn pepper(&self) -> &[u8; 32] {
+        &self.pepper
+    }
+
+    /// The principal `token` stands for.
+    ///
+    /// # Errors
+    /// A 401 problem for anything that does not verify; 500/503 when the key lookup fails.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, Problem> {
+        if !api_key::looks_like_key(token) {
+            let principal = self.jwt.verify(token)?;
+            self.ensure_tenant(&principal.ctx).await?;
+            return Ok(principal);
+        }
+        let parsed = api_key::parse(token).ok_or_else(|| {
+            Problem::unauthenticated("the API key is malformed (check for a typo)")
+        })?;
+        // The cache is keyed by a keyed hash of the whole key: the secret itself is not
+        // kept in memory after the request.
+        let cache_key = self.cache_key(token);
+        if let Some(principal) = self.cached(&cache_key) {
+            return Ok(principal);
+        }
+        let prefix = format!("{}{}", api_key::KEY_PREFIX, parsed.prefix);
+        let found = domain::identity::find_api_key_by_prefix(self.unscoped.unscoped(), &prefix)
+            .await
+            .map_err(Problem::from)?;
+        let refused = || Problem::unauthenticated("the API key is unknown or revoked");
+        let credential = found.ok_or_else(refused)?;
+        if credential.revoked
+            || !api_key::verify_secret(&self.pepper, parsed.secret, &credential.secret_hash)
+        {
+            return Err(refused());
+        }
+        let principal = Principal {
+            ctx: TenantCtx::new(credential.tenant_id, Actor::ApiKey(credential.key_id)),
+            scopes: Scope::parse_all(&credential.scopes),
+            credential: Credential::ApiKey(credential.key_id),
+        };
+        // At most one write a minute per key (the domain skips recent touches); only on
+        // a database verification, so a cached key costs nothing.
+        if let Err(e) = domain::identity::touch_api_key_last_used(
+            &self.db.tenant(&principal.ctx),
+            credential.key_id,
+        )
+        .await
+        {
+            crate::problem::log_internal(&e);
+        }
+        self.remember(cache_key, &principal);
+        Ok(principal)
+    }
+
+    /// A validly signed token may still name a tenant that does not exist (deleted, or
+    /// a misconfigured issuer): refuse it here rather than fail its first write.
+    async fn ensure_tenant(&self, ctx: &TenantCtx) -> Result<(), Problem> {
+        let tenant = ctx.tenant();
+        let fresh = self
+            .tenants
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&tenant).map(|at| at.elapsed() < self.cache_ttl))
+            .unwrap_or(false);
+        if fresh {
+            return Ok(());
+        }
+        match domain::identity::get_tenant(&self.db.tenant(ctx)).await {
+            Ok(_) => {
+                if let Ok(mut tenants) = self.tenants.lock() {
+                    if tenants.len() >= CACHE_CAPACITY {
+                        tenants.clear();
+                    }
+                    tenants.insert(tenant, Instant::now());
+                }
+                Ok(())
+            }
+            Err(domain::Error::NotFound { .. }) => Err(Problem::unauthenticated(
+                "the token's tenant does not exist",
+            )),
+            Err(other) => Err(Problem::from(other)),
+        }
+    }
+
+    fn cache_key(&self, token: &str) -> CacheKey {
+        let mut mac =
+            <Hmac<Sha256>>::new_from_slice(&self.pepper).expect("HMAC accepts any key length");
+        mac.update(b"api-key-cache\0");
+        mac.update(token.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Principal> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < self.cache_ttl)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn remember(&self, key: CacheKey, principal: &Principal) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CAPACITY {
+                let ttl = self.cache_ttl;
+                cache.retain(|_, (_, at)| at.elapsed() < ttl);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (principal.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets the cached verification of API key `key_id` (after it is revoked here;
+    /// other instances forget it within the cache TTL).
+    pub fn forget_key(&self, key_id: Uuid) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, (p, _)| p.credential != Credential::ApiKey(key_id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_names_round_trip_and_unknown_names_are_ignored() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+        }
+        let parsed = Scope::parse_all(&["people:read".to_owned(), "billing:admin".to_owned()]);
+        assert_eq!(parsed.into_iter().collect::<Vec<_>>(), [Scope::PeopleRead]);
+    }
+
+    #[test]
+    fn credential_ids_distinguish_token_types_and_keys() {
+        let user = Credential::Jwt {
+            typ: "user",
+            sub: "u1".to_owned(),
+        };
+        let service = Credential::Jwt {
+            typ: "service",
+            sub: "u1".to_owned(),
+        };
+        assert_ne!(user.id(), service.id());
+        assert!(Credential::ApiKey(Uuid::nil()).id().starts_with("api_key:"));
+    }
+}

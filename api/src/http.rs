@@ -1,0 +1,419 @@
+//! HTTP conventions shared by every operation: the JSON body extractor (field-level
+//! errors), ETags and preconditions, `Link` headers, and idempotent creates.
+
+use std::future::Future;
+use std::time::Duration;
+
+use poem::http::StatusCode;
+use poem::{Request, RequestBody};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use tenancy::TenantDb;
+
+use crate::auth::Principal;
+use crate::problem::{FieldProblem, Problem, kind};
+
+/// A JSON request body of type `T`.
+///
+/// The spec shows `T`'s schema (from its `Object` derive); parsing goes through serde
+/// so that every failure names its field: malformed JSON is a 400 `malformed-json`
+/// (with line and column), a missing field, a wrong type or an unknown field is a 422
+/// `validation-failed` with the field's path. The canonical form of the body is kept
+/// for idempotency fingerprints.
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    /// The parsed body.
+    pub value: T,
+    /// The body with object keys sorted: equal for semantically equal JSON.
+    pub canonical: String,
+}
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn check_content_type(content_type: &str) -> bool {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let bytes = body.take()?.into_vec().await?;
+        let _ = request;
+        parse_json(&bytes).map_err(Into::into)
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned);
+
+fn malformed(detail: String) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, kind::MALFORMED_JSON, detail)
+}
+
+/// Parses `bytes` as a `T`, with field-level errors.
+///
+/// # Errors
+/// 400 for malformed JSON, 422 for a body of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(malformed(
+            "the request body is empty: send a JSON object".to_owned(),
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| malformed(format!("the body is not valid JSON: {e}")))?;
+    let canonical = canonical_json(&value);
+    let value = serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let (field, code) = if let Some(name) = backticked(&inner, "missing field `") {
+            (join_path(&path, name), "required")
+        } else if let Some(name) = backticked(&inner, "unknown field `") {
+            // serde_path_to_error's path already ends at the unknown field.
+            (
+                if path == "." { name.to_owned() } else { path },
+                "unknown_field",
+            )
+        } else {
+            (
+                if path == "." { "body".to_owned() } else { path },
+                "invalid_type",
+            )
+        };
+        Problem::validation(vec![FieldProblem::new(field, code, inner)])
+    })?;
+    Ok(JsonBody { value, canonical })
+}
+
+fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next()
+}
+
+fn join_path(parent: &str, name: &str) -> String {
+    if parent == "." || parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+/// JSON with object keys sorted recursively.
+pub fn canonical_json(value: &Value) -> String {
+    fn sort(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sort(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    sort(value).to_string()
+}
+
+/// The strong ETag of a row at `version`.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Whether `If-None-Match` matches `version` (weak comparison, lists and `*` allowed).
+pub fn none_match(header: Option<&str>, version: i64) -> bool {
+    let Some(header) = header else { return false };
+    let ours = etag(version);
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+}
+
+/// The version `If-Match` requires, if the header is present.
+///
+/// # Errors
+/// 400 when the header is not one ETag of this API (`"<version>"`); `*` means "any
+/// current version" and yields `None`.
+pub fn if_match_version(header: Option<&str>) -> Result<Option<i64>, Problem> {
+    let Some(header) = header.map(str::trim) else {
+        return Ok(None);
+    };
+    if header == "*" {
+        return Ok(None);
+    }
+    header
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Problem::invalid_parameter(
+                "If-Match",
+                "must be an ETag returned by this API, like \"3\"",
+            )
+        })
+}
+
+/// `<url>; rel="next"`.
+pub fn link_next(url: &str) -> String {
+    format!("<{url}>; rel=\"next\"")
+}
+
+/// Encodes a query string value.
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// How long a completed idempotent request is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The outcome of an idempotent create: the resource, and whether it is a replay.
+#[derive(Debug)]
+pub struct Idempotent<T> {
+    /// The resource (first run or replayed).
+    pub value: T,
+    /// Whether it was replayed from an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// Runs `create` at most once per `Idempotency-Key` (per credential): the first request
+/// runs it and stores the response; a retry with the same key and body gets the stored
+/// response; the same key with another body is a 422; a retry while the first is still
+/// running is a 409. Without a key, `create` just runs.
+///
+/// # Errors
+/// Those of `create`, and the idempotency problems above.
+pub async fn idempotent<T, F, Fut>(
+    db: &TenantDb,
+    principal: &Principal,
+    key: Option<&str>,
+    operation: &str,
+    canonical_body: &str,
+    create: F,
+) -> Result<Idempotent<T>, Problem>
+where
+    T: ToJSON + ParseFromJSON,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, Problem>>,
+{
+    let Some(key) = key else {
+        return create().await.map(|value| Idempotent {
+            value,
+            replayed: false,
+        });
+    };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::invalid_parameter(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        ));
+    }
+    let hash = {
+        let digest = Sha256::digest(format!("{operation}\n{canonical_body}").as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let credential = principal.credential().id();
+    use domain::idempotency::{Begin, abandon, begin, complete};
+    match begin(db, &credential, key, &hash, IDEMPOTENCY_TTL)
+        .await
+        .map_err(Problem::from)?
+    {
+        Begin::New => {}
+        Begin::Replay { body, .. } => {
+            let json: Value = serde_json::from_str(&body).map_err(|e| {
+                crate::problem::log_internal(&e);
+                Problem::internal()
+            })?;
+            let value = T::parse_from_json(Some(json)).map_err(|e| {
+                tracing::error!(
+                    error = e.message(),
+                    "stored idempotent response does not parse"
+                );
+                Problem::internal()
+            })?;
+            return Ok(Idempotent {
+                value,
+                replayed: true,
+            });
+        }
+        Begin::Mismatch => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                kind::IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was already used with a different request; use a new key",
+            ));
+        }
+        Begin::InProgress => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                kind::IDEMPOTENCY_IN_FLIGHT,
+                "a request with this Idempotency-Key is still being processed; retry later",
+            ));
+        }
+    }
+    match create().await {
+        Ok(value) => {
+            let body = value.to_json().map(|v| v.to_string()).unwrap_or_default();
+            if let Err(e) = complete(db, &credential, key, 201, &body).await {
+                // The resource exists; failing the request now would invite a retry that
+                // creates it twice. Log, and let the key expire.
+                crate::problem::log_internal(&e);
+            }
+            Ok(Idempotent {
+                value,
+                replayed: false,
+            })
+        }
+        Err(problem) => {
+            // Errors are not stored: the client may fix the request and retry with the
+            // same key.
+            if let Err(e) = abandon(db, &credential, key).await {
+                crate::problem::log_internal(&e);
+            }
+            Err(problem)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields are only deserialized")]
+    struct Sample {
+        name: String,
+        count: u32,
+        nested: Option<Nested>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields are only deserialized")]
+    struct Nested {
+        email: String,
+    }
+
+    fn field_of(body: &str) -> (u16, String, String) {
+        match parse_json::<Sample>(body.as_bytes()) {
+            Ok(_) => (200, String::new(), String::new()),
+            Err(p) => {
+                let first = p
+                    .errors
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| FieldProblem::new("", "", ""));
+                (p.status, first.field, first.code)
+            }
+        }
+    }
+
+    #[test]
+    fn body_errors_name_the_failing_field() {
+        assert_eq!(
+            field_of(r#"{"count": 1}"#),
+            (422, "name".into(), "required".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name": 5, "count": 1}"#),
+            (422, "name".into(), "invalid_type".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "count": 1, "cuont": 2}"#),
+            (422, "cuont".into(), "unknown_field".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "count": 1, "nested": {"email": 3}}"#),
+            (422, "nested.email".into(), "invalid_type".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "count": 1, "nested": {}}"#),
+            (422, "nested.email".into(), "required".into())
+        );
+        assert_eq!(field_of("[1]").0, 422);
+    }
+
+    #[test]
+    fn malformed_and_empty_bodies_are_400() {
+        for body in ["{", "", "   ", "{\"name\": }", "nul"] {
+            let err = parse_json::<Sample>(body.as_bytes()).err();
+            assert_eq!(
+                err.map(|p| (p.status, p.kind)),
+                Some((400, kind::MALFORMED_JSON.to_owned())),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_json_ignores_key_order_and_whitespace() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [1, {"d": 1, "c": 2}], "x": null}}"#)
+                .unwrap_or_default();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":null,"y":[1,{"c":2,"d":1}]},"b":1}"#)
+            .unwrap_or_default();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+    }
+
+    #[test]
+    fn etags_and_preconditions() {
+        assert_eq!(etag(3), "\"3\"");
+        assert!(none_match(Some("\"3\""), 3));
+        assert!(none_match(Some("W/\"3\""), 3));
+        assert!(none_match(Some("\"1\", \"3\""), 3));
+        assert!(none_match(Some("*"), 3));
+        assert!(!none_match(Some("\"2\""), 3));
+        assert!(!none_match(None, 3));
+        assert_eq!(if_match_version(Some("\"4\"")).ok(), Some(Some(4)));
+        assert_eq!(if_match_version(Some("*")).ok(), Some(None));
+        assert_eq!(if_match_version(None).ok(), Some(None));
+        assert!(if_match_version(Some("4")).is_err());
+        assert!(if_match_version(Some("W/\"4\"")).is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(query_escape("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(query_escape("abc.DEF-_~"), "abc.DEF-_~");
+    }
+}

@@ -1,0 +1,544 @@
+//! Typed configuration, read once from the environment in `main` and passed down.
+//!
+//! Every variable is documented on the field it fills. Defaults are the embedded mode
+//! (SQLite under `./data`, bound to localhost); `TENANTRY_ENV=production` turns the
+//! missing-secret fallbacks into startup errors.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+
+/// A secret value: never printed by `Debug` or `Display`, only read through
+/// [`Secret::expose`], so a settings dump in a log line cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where the process runs; decides whether missing secrets may be generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local use: secrets are generated and persisted under the data directory, the
+    /// demo tenant is created on first start, logs may be pretty.
+    Development,
+    /// Real deployments: secrets must come from the environment.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default; what log shippers expect).
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+/// Everything the server and the CLI are configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `TENANTRY_ENV`: `development` (default) or `production`. Production refuses to
+    /// start without `TENANTRY_JWT_SECRET` and `TENANTRY_SECRET_KEY`, and never seeds
+    /// the demo tenant.
+    pub environment: Environment,
+    /// `TENANTRY_BIND`: the address the server listens on. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `DATABASE_URL`: `sqlite://…` (default `sqlite://./data/tenantry.db?mode=rwc`, run in
+    /// WAL mode) or `postgres://user:pass@host/db`.
+    pub database_url: Secret,
+    /// `TENANTRY_DB_MAX_CONNECTIONS`: the fixed pool size. Default 10 (PostgreSQL) or 4
+    /// (SQLite, where writers queue on one lock anyway).
+    pub db_max_connections: u32,
+    /// `TENANTRY_DATA_DIR`: where the embedded mode keeps its files (the SQLite database
+    /// and, in development, the generated secrets). Default `./data`.
+    pub data_dir: PathBuf,
+    /// `TENANTRY_JWT_SECRET`: the HS256 key JWTs are verified with (at least 32 bytes),
+    /// shared with whatever issues tokens. Development: generated into
+    /// `<data dir>/dev-secrets.json` when unset.
+    pub jwt_secret: Secret,
+    /// `TENANTRY_JWT_ISSUER`: the required `iss` claim. Default `tenantry`.
+    pub jwt_issuer: String,
+    /// `TENANTRY_JWT_AUDIENCE`: the required `aud` claim. Default `tenantry-api`.
+    pub jwt_audience: String,
+    /// `TENANTRY_SECRET_KEY`: the server-only master key (at least 32 bytes). The API-key
+    /// pepper and the cursor-signing key are derived from it; changing it invalidates
+    /// every API key. Development: generated like the JWT secret.
+    pub secret_key: Secret,
+    /// `TENANTRY_CORS_ORIGINS`: comma-separated origins allowed to call the API from a
+    /// browser, e.g. `https://app.example.com,chrome-extension://abcdefghijklmnop`. Empty
+    /// (the default) allows none.
+    pub cors_origins: Vec<String>,
+    /// `TENANTRY_BODY_LIMIT_BYTES`: the largest request body accepted (after
+    /// decompression); larger gets 413. Default 1 MiB.
+    pub body_limit_bytes: usize,
+    /// `TENANTRY_REQUEST_TIMEOUT_MS`: how long one request may take before it is abandoned
+    /// with 503. Default 30000.
+    pub request_timeout: Duration,
+    /// `TENANTRY_SYNC_SAFETY_WINDOW_MS`: in sync mode (`sort=updated_at`), rows changed less
+    /// than this long ago are held back, so a transaction that committed late with an
+    /// older `updated_at` is not skipped by a cursor that already moved past it. Must
+    /// exceed the longest write transaction. Default 2000.
+    pub sync_safety_window: Duration,
+    /// `TENANTRY_API_KEY_CACHE_SECS`: how long a verified API key is trusted without
+    /// asking the database again (a revoked key keeps working on other instances for at
+    /// most this long). Default 30.
+    pub api_key_cache_ttl: Duration,
+    /// `TENANTRY_DEMO`: create the demo tenant `acme` with sample data on first start.
+    /// Default `true` in development, always `false` in production.
+    pub demo: bool,
+    /// `TENANTRY_LOG`: the log filter (`tracing` env-filter syntax). Default `info`.
+    pub log_filter: String,
+    /// `TENANTRY_LOG_FORMAT`: `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+    /// `REDIS_URL`: reserved for the shared rate limiter of a multi-instance deployment.
+    /// Read and reported, not used yet (see the README).
+    pub redis_url: Option<Secret>,
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A variable is set to something that does not parse.
+    #[error("{var}: {reason}")]
+    Invalid {
+        /// The environment variable.
+        var: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A secret is missing where it cannot be generated.
+    #[error("{var} must be set when TENANTRY_ENV=production")]
+    MissingSecret {
+        /// The environment variable.
+        var: &'static str,
+    },
+    /// The development secrets file could not be read or written.
+    #[error("development secrets in {path}: {reason}")]
+    DevSecrets {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The default SQLite location, relative to the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/tenantry.db?mode=rwc";
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the settings through `lookup` (the environment in production, a map in
+    /// tests). Missing development secrets are generated and persisted.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let environment = match lookup("TENANTRY_ENV").as_deref() {
+            None | Some("development" | "dev") => Environment::Development,
+            Some("production" | "prod") => Environment::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "TENANTRY_ENV",
+                    format!("`{other}` is not development|production"),
+                ));
+            }
+        };
+        let data_dir =
+            PathBuf::from(lookup("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let database_url = lookup("DATABASE_URL").unwrap_or_else(|| {
+            if lookup("TENANTRY_DATA_DIR").is_some() {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("tenantry.db").display()
+                )
+            } else {
+                DEFAULT_DATABASE_URL.to_owned()
+            }
+        });
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://".to_owned(),
+            ));
+        }
+        let is_sqlite = database_url.starts_with("sqlite:");
+
+        let (jwt_secret, secret_key) = match environment {
+            Environment::Production => (
+                require_secret(&lookup, "TENANTRY_JWT_SECRET")?,
+                require_secret(&lookup, "TENANTRY_SECRET_KEY")?,
+            ),
+            Environment::Development => {
+                let jwt = lookup("TENANTRY_JWT_SECRET");
+                let key = lookup("TENANTRY_SECRET_KEY");
+                let dev = if jwt.is_none() || key.is_none() {
+                    Some(DevSecrets::load_or_create(&data_dir)?)
+                } else {
+                    None
+                };
+                let pick = |set: Option<String>, var, generated: fn(&DevSecrets) -> &str| match set
+                {
+                    Some(value) => check_secret(var, value),
+                    None => Ok(Secret::new(dev.as_ref().map(generated).unwrap_or_default())),
+                };
+                (
+                    pick(jwt, "TENANTRY_JWT_SECRET", |d| &d.jwt_secret)?,
+                    pick(key, "TENANTRY_SECRET_KEY", |d| &d.secret_key)?,
+                )
+            }
+        };
+
+        let cors_origins = lookup("TENANTRY_CORS_ORIGINS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let log_format = match lookup("TENANTRY_LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(invalid(
+                    "TENANTRY_LOG_FORMAT",
+                    format!("`{other}` is not json|pretty"),
+                ));
+            }
+        };
+        let demo = match environment {
+            Environment::Production => false,
+            Environment::Development => parse(&lookup, "TENANTRY_DEMO", true)?,
+        };
+
+        Ok(Self {
+            environment,
+            bind: parse(
+                &lookup,
+                "TENANTRY_BIND",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            database_url: Secret::new(database_url),
+            db_max_connections: parse(
+                &lookup,
+                "TENANTRY_DB_MAX_CONNECTIONS",
+                if is_sqlite { 4 } else { 10 },
+            )?,
+            data_dir,
+            jwt_secret,
+            jwt_issuer: lookup("TENANTRY_JWT_ISSUER").unwrap_or_else(|| "tenantry".to_owned()),
+            jwt_audience: lookup("TENANTRY_JWT_AUDIENCE")
+                .unwrap_or_else(|| "tenantry-api".to_owned()),
+            secret_key,
+            cors_origins,
+            body_limit_bytes: parse(&lookup, "TENANTRY_BODY_LIMIT_BYTES", 1024 * 1024)?,
+            request_timeout: Duration::from_millis(parse(
+                &lookup,
+                "TENANTRY_REQUEST_TIMEOUT_MS",
+                30_000,
+            )?),
+            sync_safety_window: Duration::from_millis(parse(
+                &lookup,
+                "TENANTRY_SYNC_SAFETY_WINDOW_MS",
+                2_000,
+            )?),
+            api_key_cache_ttl: Duration::from_secs(parse(
+                &lookup,
+                "TENANTRY_API_KEY_CACHE_SECS",
+                30,
+            )?),
+            demo,
+            log_filter: lookup("TENANTRY_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_format,
+            redis_url: lookup("REDIS_URL").map(Secret::new),
+        })
+    }
+
+    /// Settings for tests and tools: development defaults with the given secrets, a
+    /// database URL, no demo data and no files touched.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            environment: Environment::Development,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: Secret::new(database_url),
+            db_max_connections: 4,
+            data_dir: std::env::temp_dir(),
+            jwt_secret: Secret::new("test-jwt-secret-test-jwt-secret-test-jwt-secret"),
+            jwt_issuer: "tenantry".to_owned(),
+            jwt_audience: "tenantry-api".to_owned(),
+            secret_key: Secret::new("test-secret-key-test-secret-key-test-secret-key"),
+            cors_origins: vec!["chrome-extension://abcdefghijklmnopabcdefghijklmnop".to_owned()],
+            body_limit_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            sync_safety_window: Duration::ZERO,
+            api_key_cache_ttl: Duration::from_secs(30),
+            demo: false,
+            log_filter: "warn".to_owned(),
+            log_format: LogFormat::Json,
+            redis_url: None,
+        }
+    }
+
+    /// Whether the database is SQLite (the embedded mode).
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose().starts_with("sqlite:")
+    }
+}
+
+fn invalid(var: &'static str, reason: String) -> SettingsError {
+    SettingsError::Invalid { var, reason }
+}
+
+fn parse<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    match lookup(var) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(var, format!("`{raw}`: {e}"))),
+    }
+}
+
+fn check_secret(var: &'static str, value: String) -> Result<Secret, SettingsError> {
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(invalid(
+            var,
+            format!("must be at least {MIN_SECRET_BYTES} bytes"),
+        ));
+    }
+    Ok(Secret::new(value))
+}
+
+fn require_secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Secret, SettingsError> {
+    match lookup(var) {
+        Some(value) => check_secret(var, value),
+        None => Err(SettingsError::MissingSecret { var }),
+    }
+}
+
+/// The secrets development generates once and keeps in `<data dir>/dev-secrets.json`,
+/// so tokens and API keys survive restarts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DevSecrets {
+    jwt_secret: String,
+    secret_key: String,
+}
+
+impl DevSecrets {
+    const FILE: &'static str = "dev-secrets.json";
+
+    fn load_or_create(dir: &Path) -> Result<Self, SettingsError> {
+        let path = dir.join(Self::FILE);
+        let fail = |reason: String| SettingsError::DevSecrets {
+            path: path.clone(),
+            reason,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secrets = Self {
+                    jwt_secret: random_secret(),
+                    secret_key: random_secret(),
+                };
+                std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+                let json = serde_json::to_vec_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
+                write_private(&path, &json).map_err(|e| fail(e.to_string()))?;
+                Ok(secrets)
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+}
+
+/// 32 random bytes, base64url: 43 characters.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tenantry-settings-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).ok();
+        dir
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_secrets() {
+        let err = Settings::from_lookup(lookup(&[("TENANTRY_ENV", "production")])).err();
+        assert!(
+            matches!(
+                err,
+                Some(SettingsError::MissingSecret {
+                    var: "TENANTRY_JWT_SECRET"
+                })
+            ),
+            "{err:?}"
+        );
+        let err = Settings::from_lookup(lookup(&[
+            ("TENANTRY_ENV", "production"),
+            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
+        ]))
+        .err();
+        assert!(
+            matches!(
+                err,
+                Some(SettingsError::MissingSecret {
+                    var: "TENANTRY_SECRET_KEY"
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn production_rejects_short_secrets_and_never_seeds_the_demo() {
+        let short = Settings::from_lookup(lookup(&[
+            ("TENANTRY_ENV", "production"),
+            ("TENANTRY_JWT_SECRET", "short"),
+            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
+        ]));
+        assert!(matches!(
+            short,
+            Err(SettingsError::Invalid {
+                var: "TENANTRY_JWT_SECRET",
+                ..
+            })
+        ));
+        let ok = Settings::from_lookup(lookup(&[
+            ("TENANTRY_ENV", "production"),
+            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
+            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
+            ("TENANTRY_DEMO", "true"),
+        ]));
+        assert!(ok.is_ok_and(|s| !s.demo));
+    }
+
+    #[test]
+    fn development_generates_secrets_once_and_reuses_them() {
+        let dir = temp_dir();
+        let dir_str = dir.display().to_string();
+        let first = Settings::from_lookup(lookup(&[("TENANTRY_DATA_DIR", &dir_str)]));
+        let second = Settings::from_lookup(lookup(&[("TENANTRY_DATA_DIR", &dir_str)]));
+        let (Ok(first), Ok(second)) = (first, second) else {
+            panic!("settings failed")
+        };
+        assert_eq!(first.jwt_secret, second.jwt_secret);
+        assert_eq!(first.secret_key, second.secret_key);
+        assert!(first.jwt_secret.expose().len() >= 32);
+        assert_ne!(first.jwt_secret, first.secret_key);
+        assert!(first.database_url.expose().contains("tenantry.db"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let dir = temp_dir();
+        let s = Settings::from_lookup(lookup(&[
+            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
+            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
+        ]));
+        let Ok(s) = s else { panic!("settings failed") };
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert!(s.demo && s.is_sqlite());
+        assert_eq!(s.log_format, LogFormat::Json);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let s = Settings::for_tests("sqlite::memory:");
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("test-jwt-secret"), "{dump}");
+        assert!(dump.contains("[redacted]"));
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        let err = Settings::from_lookup(lookup(&[
+            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
+            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
+            ("TENANTRY_BIND", "not-an-address"),
+        ]));
+        assert!(matches!(
+            err,
+            Err(SettingsError::Invalid {
+                var: "TENANTRY_BIND",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,105 @@
+//! What the handlers share: the pool, the settings, the cursor codec, the
+//! authenticator. Built once per server.
+
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use sha2::Sha256;
+use tenancy::{Db, TenantCtx, TenantDb};
+
+use crate::auth::jwt::JwtVerifier;
+use crate::auth::{Authenticator, Principal, UnscopedHandle};
+use crate::cursor::CursorCodec;
+use crate::metrics::Metrics;
+use crate::settings::{Secret, Settings};
+
+/// Keys derived from `TENANTRY_SECRET_KEY`, one per purpose, so that no two features
+/// share a key.
+#[derive(Clone)]
+pub struct Keys {
+    /// The pepper of API-key secret hashes.
+    pub api_key_pepper: [u8; 32],
+    /// The cursor signing key.
+    pub cursor: [u8; 32],
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys([redacted])")
+    }
+}
+
+impl Keys {
+    /// Derives the keys from the master secret: `HMAC-SHA256(master, label)`.
+    pub fn derive(master: &Secret) -> Self {
+        let derive = |label: &str| -> [u8; 32] {
+            let mut mac = <Hmac<Sha256>>::new_from_slice(master.expose().as_bytes())
+                .expect("HMAC accepts any key length");
+            mac.update(label.as_bytes());
+            mac.finalize().into_bytes().into()
+        };
+        Self {
+            api_key_pepper: derive("tenantry/api-key-pepper/v1"),
+            cursor: derive("tenantry/cursor/v1"),
+        }
+    }
+}
+
+/// The state of one server.
+#[derive(Debug)]
+pub struct AppState {
+    /// The pool; handlers turn it into a [`TenantDb`] per request.
+    pub db: Db,
+    /// Configuration.
+    pub settings: Settings,
+    /// Signs and verifies pagination cursors.
+    pub cursors: CursorCodec,
+    /// Verifies credentials; holds the only `Unscoped` a running server has.
+    pub auth: Arc<Authenticator>,
+    /// Request metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Builds the state. `unscoped` goes to the authenticator (the API-key lookup by
+    /// prefix) and nowhere else.
+    ///
+    /// # Errors
+    /// When the metrics cannot be registered (a programming error).
+    pub fn new(
+        db: Db,
+        unscoped: Arc<dyn UnscopedHandle>,
+        settings: Settings,
+    ) -> Result<Self, prometheus::Error> {
+        let keys = Keys::derive(&settings.secret_key);
+        let verifier = JwtVerifier::new(
+            settings.jwt_secret.expose().as_bytes(),
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+        );
+        let auth = Arc::new(Authenticator::new(
+            verifier,
+            keys.api_key_pepper,
+            unscoped,
+            db.clone(),
+            settings.api_key_cache_ttl,
+        ));
+        Ok(Self {
+            db,
+            cursors: CursorCodec::new(keys.cursor),
+            auth,
+            metrics: Metrics::new()?,
+            settings,
+        })
+    }
+
+    /// The handle for the principal's tenant.
+    pub fn tenant(&self, principal: &Principal) -> TenantDb {
+        self.db.tenant(principal.ctx())
+    }
+
+    /// The handle for an explicit context (tools, not request paths).
+    pub fn tenant_for(&self, ctx: &TenantCtx) -> TenantDb {
+        self.db.tenant(ctx)
+    }
+}

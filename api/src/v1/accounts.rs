@@ -1,0 +1,384 @@
+//! `/v1/accounts`: the companies a tenant sells to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::accounts::{self, AccountFilter};
+use poem::Request;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::types::{Example, MaybeUndefined};
+use poem_openapi::{Object, OpenApi};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    Created, Deleted, Fetched, ListParams, Listed, Plan, Sort, Tag, Updated, list_envelope,
+    not_null,
+};
+use crate::auth::{BearerAuth, Scope};
+use crate::http::{JsonBody, idempotent, if_match_version};
+use crate::problem::{
+    ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
+};
+use crate::state::AppState;
+
+/// An account: a company the tenant sells to.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(example)]
+pub struct Account {
+    /// UUIDv7, assigned by the server.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Internet domain, lower-cased (`acme.com`).
+    #[oai(nullable)]
+    pub domain: Option<String>,
+    /// The user who owns the relationship.
+    #[oai(nullable)]
+    pub owner_id: Option<Uuid>,
+    /// Tenant-defined data: a JSON object of at most 16 KiB.
+    pub custom_fields: BTreeMap<String, Value>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (strictly increases on every change).
+    pub updated_at: DateTime<Utc>,
+    /// Version, +1 on every change; the ETag is `"<version>"`.
+    pub version: i64,
+    /// When it was deleted: set only on tombstones in sync lists.
+    #[oai(nullable)]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Example for Account {
+    fn example() -> Self {
+        let at = DateTime::parse_from_rfc3339("2026-01-15T09:30:00Z")
+            .map(|t| t.to_utc())
+            .unwrap_or_default();
+        Self {
+            id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").unwrap_or_default(),
+            name: "Acme Corp".to_owned(),
+            domain: Some("acme.com".to_owned()),
+            owner_id: None,
+            custom_fields: BTreeMap::from([("tier".to_owned(), Value::from("gold"))]),
+            created_at: at,
+            updated_at: at,
+            version: 1,
+            deleted_at: None,
+        }
+    }
+}
+
+impl From<accounts::Account> for Account {
+    fn from(a: accounts::Account) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            domain: a.domain,
+            owner_id: a.owner_id,
+            custom_fields: a.custom_fields.into_iter().collect(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            version: a.version,
+            deleted_at: a.deleted_at,
+        }
+    }
+}
+
+/// The body of `create_account`.
+#[derive(Object, Deserialize, Debug, Clone)]
+#[oai(example, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct AccountCreate {
+    /// Display name, 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Internet domain (`acme.com`).
+    #[oai(nullable)]
+    pub domain: Option<String>,
+    /// A user of your tenant.
+    #[oai(nullable)]
+    pub owner_id: Option<Uuid>,
+    /// A JSON object of at most 16 KiB.
+    #[oai(nullable)]
+    pub custom_fields: Option<BTreeMap<String, Value>>,
+}
+
+impl Example for AccountCreate {
+    fn example() -> Self {
+        Self {
+            name: "Acme Corp".to_owned(),
+            domain: Some("acme.com".to_owned()),
+            owner_id: None,
+            custom_fields: Some(BTreeMap::from([("tier".to_owned(), Value::from("gold"))])),
+        }
+    }
+}
+
+impl From<AccountCreate> for accounts::AccountCreate {
+    fn from(a: AccountCreate) -> Self {
+        Self {
+            name: a.name,
+            domain: a.domain,
+            owner_id: a.owner_id,
+            custom_fields: a
+                .custom_fields
+                .map(|m| Value::Object(m.into_iter().collect())),
+        }
+    }
+}
+
+/// The body of `update_account`: omitted fields stay as they are; `null` clears a
+/// nullable field.
+#[derive(Object, Deserialize, Debug, Clone, Default)]
+#[oai(example, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct AccountUpdate {
+    /// New display name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    #[serde(default)]
+    pub name: MaybeUndefined<String>,
+    /// New domain, or `null` to clear it.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub domain: MaybeUndefined<String>,
+    /// New owner, or `null` to clear it.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub owner_id: MaybeUndefined<Uuid>,
+    /// A JSON merge patch of the custom fields: each key replaces the stored one, a
+    /// `null` value removes it.
+    #[serde(default)]
+    pub custom_fields: MaybeUndefined<BTreeMap<String, Value>>,
+}
+
+impl Example for AccountUpdate {
+    fn example() -> Self {
+        Self {
+            name: MaybeUndefined::Value("Acme Corporation".to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+impl TryFrom<AccountUpdate> for accounts::AccountPatch {
+    type Error = Problem;
+
+    fn try_from(u: AccountUpdate) -> Result<Self, Problem> {
+        let mut errors = Vec::new();
+        let patch = Self {
+            name: not_null("name", u.name, &mut errors),
+            domain: u.domain.into(),
+            owner_id: u.owner_id.into(),
+            custom_fields: not_null("custom_fields", u.custom_fields, &mut errors)
+                .map(|m| Value::Object(m.into_iter().collect())),
+        };
+        if errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(Problem::validation(errors))
+        }
+    }
+}
+
+list_envelope!(
+    /// A page of accounts.
+    AccountList,
+    Account
+);
+
+/// The accounts operations.
+pub struct AccountsApi {
+    /// Shared server state.
+    pub state: Arc<AppState>,
+}
+
+/// Where an account lives.
+fn location(id: Uuid) -> String {
+    format!("/v1/accounts/{id}")
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "Tag::Accounts")]
+impl AccountsApi {
+    /// Create an account
+    ///
+    /// Send an `Idempotency-Key` to retry safely: the same key with the same body returns
+    /// the first response again.
+    #[oai(path = "/accounts", method = "post", operation_id = "create_account")]
+    async fn create_account(
+        &self,
+        #[oai(scope = "Scope::AccountsWrite")] auth: BearerAuth,
+        /// A unique key (e.g. a UUID) making retries of this request safe, for 24 hours.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: JsonBody<AccountCreate>,
+    ) -> Result<Created<Account>, ApiError<CreateErrors>> {
+        let principal = auth.require(Scope::AccountsWrite)?;
+        let db = self.state.tenant(principal);
+        let input = body.value.into();
+        let out = idempotent(
+            &db,
+            principal,
+            idempotency_key.0.as_deref(),
+            "create_account",
+            &body.canonical,
+            || async { Ok(Account::from(accounts::create(&db, input).await?)) },
+        )
+        .await?;
+        let (location, version) = (location(out.value.id), out.value.version);
+        Ok(Created::new(out.value, location, version, out.replayed))
+    }
+
+    /// Get an account
+    ///
+    /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
+    /// unchanged.
+    #[oai(path = "/accounts/:id", method = "get", operation_id = "get_account")]
+    async fn get_account(
+        &self,
+        #[oai(scope = "Scope::AccountsRead")] auth: BearerAuth,
+        /// The account's id.
+        id: Path<Uuid>,
+        /// An ETag from an earlier response.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched<Account>, ApiError<ReadErrors>> {
+        let principal = auth.require(Scope::AccountsRead)?;
+        let account = Account::from(accounts::get(&self.state.tenant(principal), id.0).await?);
+        let version = account.version;
+        Ok(Fetched::new(account, version, if_none_match.0.as_deref()))
+    }
+
+    /// List accounts
+    ///
+    /// Cursor pagination by default (`limit`, then `cursor` from `next_cursor` or the
+    /// `Link` header, with the same filters). Sync mode: `sort=updated_at` with
+    /// `updated_after`, including deleted accounts as tombstones. `page` gives offset
+    /// pages for compatibility (by id; deep pages cost more).
+    #[oai(path = "/accounts", method = "get", operation_id = "list_accounts")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per query parameter"
+    )]
+    async fn list_accounts(
+        &self,
+        #[oai(scope = "Scope::AccountsRead")] auth: BearerAuth,
+        req: &Request,
+        /// Items per page, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// The order: `id` (default) or `updated_at` (sync).
+        sort: Query<Option<Sort>>,
+        /// Sync from this time: items changed after it (implies `sort=updated_at`).
+        updated_after: Query<Option<DateTime<Utc>>>,
+        /// Offset page number, from 1 (compatibility; prefer cursors).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<u64>>,
+        /// Only accounts with this domain.
+        domain: Query<Option<String>>,
+        /// Only accounts whose name starts with this (case-insensitive).
+        name_prefix: Query<Option<String>>,
+    ) -> Result<Listed<AccountList>, ApiError<ListErrors>> {
+        let principal = auth.require(Scope::AccountsRead)?;
+        let filter = AccountFilter {
+            domain: domain.0,
+            name_prefix: name_prefix.0,
+        };
+        let bound = [
+            ("domain", filter.domain.clone().unwrap_or_default()),
+            (
+                "name_prefix",
+                filter.name_prefix.clone().unwrap_or_default(),
+            ),
+        ];
+        let params = ListParams {
+            limit: limit.0,
+            cursor: cursor.0,
+            sort: sort.0,
+            updated_after: updated_after.0,
+            page: page.0,
+        };
+        let db = self.state.tenant(principal);
+        let listing = match params.plan(&self.state, principal, "list_accounts", &bound)? {
+            Plan::Offset(request) => super::offset_listing(
+                req.uri(),
+                accounts::list_offset(&db, &filter, &request).await?,
+                Account::from,
+            ),
+            Plan::Keyset {
+                request,
+                sort,
+                binding,
+            } => {
+                let page = accounts::list(&db, &filter, &request).await?;
+                super::keyset_listing(
+                    &self.state,
+                    req.uri(),
+                    sort,
+                    &binding,
+                    &request,
+                    page,
+                    |a| (a.updated_at, a.id),
+                    Account::from,
+                )
+            }
+        };
+        Ok(AccountList::from_listing(listing))
+    }
+
+    /// Update an account
+    ///
+    /// Send the ETag you have in `If-Match` to update only if nobody changed the account
+    /// since (`412 Precondition Failed` otherwise).
+    #[oai(
+        path = "/accounts/:id",
+        method = "patch",
+        operation_id = "update_account"
+    )]
+    async fn update_account(
+        &self,
+        #[oai(scope = "Scope::AccountsWrite")] auth: BearerAuth,
+        /// The account's id.
+        id: Path<Uuid>,
+        /// The ETag the change is based on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: JsonBody<AccountUpdate>,
+    ) -> Result<Updated<Account>, ApiError<UpdateErrors>> {
+        let principal = auth.require(Scope::AccountsWrite)?;
+        let expected = if_match_version(if_match.0.as_deref())?;
+        let patch = accounts::AccountPatch::try_from(body.value)?;
+        let account = Account::from(
+            accounts::update(&self.state.tenant(principal), id.0, expected, patch).await?,
+        );
+        let version = account.version;
+        Ok(Updated::new(account, version))
+    }
+
+    /// Delete an account
+    ///
+    /// A soft delete: the account disappears from reads, and sync lists return it once
+    /// more as a tombstone. `If-Match` makes it conditional.
+    #[oai(
+        path = "/accounts/:id",
+        method = "delete",
+        operation_id = "delete_account"
+    )]
+    async fn delete_account(
+        &self,
+        #[oai(scope = "Scope::AccountsWrite")] auth: BearerAuth,
+        /// The account's id.
+        id: Path<Uuid>,
+        /// The ETag the deletion is based on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<Deleted, ApiError<DeleteErrors>> {
+        let principal = auth.require(Scope::AccountsWrite)?;
+        let expected = if_match_version(if_match.0.as_deref())?;
+        accounts::delete(&self.state.tenant(principal), id.0, expected).await?;
+        Ok(Deleted::NoContent)
+    }
+}

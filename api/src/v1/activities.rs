@@ -1,0 +1,562 @@
+//! `/v1/activities`: calls, emails, notes and meetings logged against people, and the
+//! activity feed.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::activities::{self, ActivityFilter};
+use poem::Request;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::types::{Example, MaybeUndefined};
+use poem_openapi::{Enum, Object, OpenApi};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::people::Person;
+use super::{
+    Created, Deleted, Fetched, ListParams, Listed, Plan, Sort, Tag, Updated, list_envelope,
+    not_null,
+};
+use crate::auth::{BearerAuth, Scope};
+use crate::cursor::Binding;
+use crate::http::{JsonBody, idempotent, if_match_version, link_next};
+use crate::problem::{
+    ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
+};
+use crate::state::AppState;
+
+/// What kind of touch an activity records.
+#[derive(Enum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    /// A phone call.
+    Call,
+    /// An email.
+    Email,
+    /// A note.
+    Note,
+    /// A meeting.
+    Meeting,
+}
+
+impl From<activities::ActivityKind> for ActivityKind {
+    fn from(k: activities::ActivityKind) -> Self {
+        match k {
+            activities::ActivityKind::Call => Self::Call,
+            activities::ActivityKind::Email => Self::Email,
+            activities::ActivityKind::Note => Self::Note,
+            activities::ActivityKind::Meeting => Self::Meeting,
+        }
+    }
+}
+
+impl From<ActivityKind> for activities::ActivityKind {
+    fn from(k: ActivityKind) -> Self {
+        match k {
+            ActivityKind::Call => Self::Call,
+            ActivityKind::Email => Self::Email,
+            ActivityKind::Note => Self::Note,
+            ActivityKind::Meeting => Self::Meeting,
+        }
+    }
+}
+
+impl ActivityKind {
+    fn as_str(self) -> &'static str {
+        activities::ActivityKind::from(self).as_str()
+    }
+}
+
+/// An activity: a call, email, note or meeting with a person.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(example)]
+pub struct Activity {
+    /// UUIDv7, assigned by the server.
+    pub id: Uuid,
+    /// The person it was with.
+    pub person_id: Uuid,
+    /// The user who performed it.
+    #[oai(nullable)]
+    pub user_id: Option<Uuid>,
+    /// Call, email, note or meeting.
+    pub kind: ActivityKind,
+    /// Subject line.
+    pub subject: String,
+    /// Free text, at most 64 KiB.
+    #[oai(nullable)]
+    pub body: Option<String>,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// When it was logged.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (strictly increases on every change).
+    pub updated_at: DateTime<Utc>,
+    /// Version, +1 on every change; the ETag is `"<version>"`.
+    pub version: i64,
+    /// When it was deleted: set only on tombstones in sync lists.
+    #[oai(nullable)]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fn example_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-15T09:30:00Z")
+        .map(|t| t.to_utc())
+        .unwrap_or_default()
+}
+
+impl Example for Activity {
+    fn example() -> Self {
+        Self {
+            id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a70").unwrap_or_default(),
+            person_id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60").unwrap_or_default(),
+            user_id: None,
+            kind: ActivityKind::Call,
+            subject: "Intro call".to_owned(),
+            body: Some("Discussed the pilot; follow up Friday.".to_owned()),
+            occurred_at: example_time(),
+            created_at: example_time(),
+            updated_at: example_time(),
+            version: 1,
+            deleted_at: None,
+        }
+    }
+}
+
+impl From<activities::Activity> for Activity {
+    fn from(a: activities::Activity) -> Self {
+        Self {
+            id: a.id,
+            person_id: a.person_id,
+            user_id: a.user_id,
+            kind: a.kind.into(),
+            subject: a.subject,
+            body: a.body,
+            occurred_at: a.occurred_at,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            version: a.version,
+            deleted_at: a.deleted_at,
+        }
+    }
+}
+
+/// The body of `create_activity`.
+#[derive(Object, Deserialize, Debug, Clone)]
+#[oai(example, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityCreate {
+    /// A person of your tenant.
+    pub person_id: Uuid,
+    /// A user of your tenant; defaults to the caller when the caller is a user.
+    #[oai(nullable)]
+    pub user_id: Option<Uuid>,
+    /// Call, email, note or meeting.
+    pub kind: ActivityKind,
+    /// Subject line, 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub subject: String,
+    /// Free text, at most 64 KiB.
+    #[oai(nullable)]
+    pub body: Option<String>,
+    /// When it happened (default: now).
+    #[oai(nullable)]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+impl Example for ActivityCreate {
+    fn example() -> Self {
+        Self {
+            person_id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60").unwrap_or_default(),
+            user_id: None,
+            kind: ActivityKind::Call,
+            subject: "Intro call".to_owned(),
+            body: Some("Discussed the pilot; follow up Friday.".to_owned()),
+            occurred_at: Some(example_time()),
+        }
+    }
+}
+
+/// The body of `update_activity`: omitted fields stay as they are; `null` clears a
+/// nullable field.
+#[derive(Object, Deserialize, Debug, Clone, Default)]
+#[oai(example, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityUpdate {
+    /// Move it to another person.
+    #[serde(default)]
+    pub person_id: MaybeUndefined<Uuid>,
+    /// New user, or `null` to clear it.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub user_id: MaybeUndefined<Uuid>,
+    /// New kind.
+    #[serde(default)]
+    pub kind: MaybeUndefined<ActivityKind>,
+    /// New subject.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    #[serde(default)]
+    pub subject: MaybeUndefined<String>,
+    /// New body, or `null` to clear it.
+    #[oai(nullable)]
+    #[serde(default)]
+    pub body: MaybeUndefined<String>,
+    /// New time.
+    #[serde(default)]
+    pub occurred_at: MaybeUndefined<DateTime<Utc>>,
+}
+
+impl Example for ActivityUpdate {
+    fn example() -> Self {
+        Self {
+            subject: MaybeUndefined::Value("Intro call (rescheduled)".to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+impl TryFrom<ActivityUpdate> for activities::ActivityPatch {
+    type Error = Problem;
+
+    fn try_from(u: ActivityUpdate) -> Result<Self, Problem> {
+        let mut errors = Vec::new();
+        let patch = Self {
+            person_id: not_null("person_id", u.person_id, &mut errors),
+            user_id: u.user_id.into(),
+            kind: not_null("kind", u.kind, &mut errors).map(Into::into),
+            subject: not_null("subject", u.subject, &mut errors),
+            body: u.body.into(),
+            occurred_at: not_null("occurred_at", u.occurred_at, &mut errors),
+        };
+        if errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(Problem::validation(errors))
+        }
+    }
+}
+
+list_envelope!(
+    /// A page of activities.
+    ActivityList,
+    Activity
+);
+
+/// One entry of the activity feed: an activity with its person.
+#[derive(Object, Debug, Clone, PartialEq)]
+pub struct FeedItem {
+    /// The activity.
+    pub activity: Activity,
+    /// The person it was with.
+    pub person: Person,
+}
+
+impl From<activities::FeedItem> for FeedItem {
+    fn from(f: activities::FeedItem) -> Self {
+        Self {
+            activity: f.activity.into(),
+            person: f.person.into(),
+        }
+    }
+}
+
+list_envelope!(
+    /// A page of the activity feed, newest first.
+    FeedPage,
+    FeedItem
+);
+
+/// The activities operations.
+pub struct ActivitiesApi {
+    /// Shared server state.
+    pub state: Arc<AppState>,
+}
+
+fn location(id: Uuid) -> String {
+    format!("/v1/activities/{id}")
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "Tag::Activities")]
+impl ActivitiesApi {
+    /// Log an activity
+    ///
+    /// Send an `Idempotency-Key` to retry safely: the same key with the same body returns
+    /// the first response again.
+    #[oai(
+        path = "/activities",
+        method = "post",
+        operation_id = "create_activity"
+    )]
+    async fn create_activity(
+        &self,
+        #[oai(scope = "Scope::ActivitiesWrite")] auth: BearerAuth,
+        /// A unique key (e.g. a UUID) making retries of this request safe, for 24 hours.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: JsonBody<ActivityCreate>,
+    ) -> Result<Created<Activity>, ApiError<CreateErrors>> {
+        let principal = auth.require(Scope::ActivitiesWrite)?;
+        let db = self.state.tenant(principal);
+        let b = body.value;
+        let input = activities::ActivityCreate {
+            person_id: b.person_id,
+            user_id: b.user_id.or_else(|| principal.user_id()),
+            kind: b.kind.into(),
+            subject: b.subject,
+            body: b.body,
+            occurred_at: b.occurred_at,
+        };
+        let out = idempotent(
+            &db,
+            principal,
+            idempotency_key.0.as_deref(),
+            "create_activity",
+            &body.canonical,
+            || async { Ok(Activity::from(activities::create(&db, input).await?)) },
+        )
+        .await?;
+        let (location, version) = (location(out.value.id), out.value.version);
+        Ok(Created::new(out.value, location, version, out.replayed))
+    }
+
+    /// Get an activity
+    ///
+    /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
+    /// unchanged.
+    #[oai(
+        path = "/activities/:id",
+        method = "get",
+        operation_id = "get_activity"
+    )]
+    async fn get_activity(
+        &self,
+        #[oai(scope = "Scope::ActivitiesRead")] auth: BearerAuth,
+        /// The activity's id.
+        id: Path<Uuid>,
+        /// An ETag from an earlier response.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched<Activity>, ApiError<ReadErrors>> {
+        let principal = auth.require(Scope::ActivitiesRead)?;
+        let activity = Activity::from(activities::get(&self.state.tenant(principal), id.0).await?);
+        let version = activity.version;
+        Ok(Fetched::new(activity, version, if_none_match.0.as_deref()))
+    }
+
+    /// List activities
+    ///
+    /// Cursor pagination by default (`limit`, then `cursor` from `next_cursor` or the
+    /// `Link` header, with the same filters). Sync mode: `sort=updated_at` with
+    /// `updated_after`, including deleted activities as tombstones. `page` gives offset
+    /// pages for compatibility (by id; deep pages cost more).
+    #[oai(path = "/activities", method = "get", operation_id = "list_activities")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per query parameter"
+    )]
+    async fn list_activities(
+        &self,
+        #[oai(scope = "Scope::ActivitiesRead")] auth: BearerAuth,
+        req: &Request,
+        /// Items per page, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// The order: `id` (default) or `updated_at` (sync).
+        sort: Query<Option<Sort>>,
+        /// Sync from this time: items changed after it (implies `sort=updated_at`).
+        updated_after: Query<Option<DateTime<Utc>>>,
+        /// Offset page number, from 1 (compatibility; prefer cursors).
+        #[oai(validator(minimum(value = "1")))]
+        page: Query<Option<u64>>,
+        /// Only activities with this person.
+        person_id: Query<Option<Uuid>>,
+        /// Only activities of this kind.
+        kind: Query<Option<ActivityKind>>,
+        /// Only activities that occurred at or after this time.
+        occurred_from: Query<Option<DateTime<Utc>>>,
+        /// Only activities that occurred before this time.
+        occurred_before: Query<Option<DateTime<Utc>>>,
+    ) -> Result<Listed<ActivityList>, ApiError<ListErrors>> {
+        let principal = auth.require(Scope::ActivitiesRead)?;
+        let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
+        let params = ListParams {
+            limit: limit.0,
+            cursor: cursor.0,
+            sort: sort.0,
+            updated_after: updated_after.0,
+            page: page.0,
+        };
+        let db = self.state.tenant(principal);
+        let listing = match params.plan(&self.state, principal, "list_activities", &bound)? {
+            Plan::Offset(request) => super::offset_listing(
+                req.uri(),
+                activities::list_offset(&db, &filter, &request).await?,
+                Activity::from,
+            ),
+            Plan::Keyset {
+                request,
+                sort,
+                binding,
+            } => {
+                let page = activities::list(&db, &filter, &request).await?;
+                super::keyset_listing(
+                    &self.state,
+                    req.uri(),
+                    sort,
+                    &binding,
+                    &request,
+                    page,
+                    |a| (a.updated_at, a.id),
+                    Activity::from,
+                )
+            }
+        };
+        Ok(ActivityList::from_listing(listing))
+    }
+
+    /// The activity feed
+    ///
+    /// Live activities with their person, newest first (by `occurred_at`). Continue with
+    /// `cursor` (same filters).
+    #[oai(
+        path = "/activities/feed",
+        method = "get",
+        operation_id = "list_activity_feed"
+    )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per query parameter"
+    )]
+    async fn list_activity_feed(
+        &self,
+        #[oai(scope = "Scope::ActivitiesRead")] auth: BearerAuth,
+        req: &Request,
+        /// Items per page, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Only activities with this person.
+        person_id: Query<Option<Uuid>>,
+        /// Only activities of this kind.
+        kind: Query<Option<ActivityKind>>,
+        /// Only activities that occurred at or after this time.
+        occurred_from: Query<Option<DateTime<Utc>>>,
+        /// Only activities that occurred before this time.
+        occurred_before: Query<Option<DateTime<Utc>>>,
+    ) -> Result<Listed<FeedPage>, ApiError<ListErrors>> {
+        let principal = auth.require(Scope::ActivitiesRead)?;
+        let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
+        let binding = Binding::new("list_activity_feed", &principal.ctx().tenant(), &bound);
+        let before = match &cursor.0 {
+            Some(cursor) => self.state.cursors.decode(cursor, &binding)?.1,
+            None => None,
+        };
+        let limit = limit.0.unwrap_or(super::DEFAULT_LIMIT);
+        let page = activities::feed(&self.state.tenant(principal), &filter, before, limit).await?;
+        let next_cursor = page.has_more.then(|| {
+            self.state
+                .cursors
+                .encode(&binding, "occurred_at_desc", page.next)
+        });
+        let link = next_cursor
+            .as_ref()
+            .map(|c| link_next(&super::replace_query(req.uri(), "cursor", c)));
+        let data = page.items.into_iter().map(FeedItem::from).collect();
+        Ok(FeedPage::from_listing(super::Listing {
+            data,
+            next_cursor,
+            has_more: page.has_more,
+            link,
+        }))
+    }
+
+    /// Update an activity
+    ///
+    /// Send the ETag you have in `If-Match` to update only if nobody changed the activity
+    /// since (`412 Precondition Failed` otherwise).
+    #[oai(
+        path = "/activities/:id",
+        method = "patch",
+        operation_id = "update_activity"
+    )]
+    async fn update_activity(
+        &self,
+        #[oai(scope = "Scope::ActivitiesWrite")] auth: BearerAuth,
+        /// The activity's id.
+        id: Path<Uuid>,
+        /// The ETag the change is based on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: JsonBody<ActivityUpdate>,
+    ) -> Result<Updated<Activity>, ApiError<UpdateErrors>> {
+        let principal = auth.require(Scope::ActivitiesWrite)?;
+        let expected = if_match_version(if_match.0.as_deref())?;
+        let patch = activities::ActivityPatch::try_from(body.value)?;
+        let activity = Activity::from(
+            activities::update(&self.state.tenant(principal), id.0, expected, patch).await?,
+        );
+        let version = activity.version;
+        Ok(Updated::new(activity, version))
+    }
+
+    /// Delete an activity
+    ///
+    /// A soft delete: the activity disappears from reads and the feed, and sync lists
+    /// return it once more as a tombstone. `If-Match` makes it conditional.
+    #[oai(
+        path = "/activities/:id",
+        method = "delete",
+        operation_id = "delete_activity"
+    )]
+    async fn delete_activity(
+        &self,
+        #[oai(scope = "Scope::ActivitiesWrite")] auth: BearerAuth,
+        /// The activity's id.
+        id: Path<Uuid>,
+        /// The ETag the deletion is based on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<Deleted, ApiError<DeleteErrors>> {
+        let principal = auth.require(Scope::ActivitiesWrite)?;
+        let expected = if_match_version(if_match.0.as_deref())?;
+        activities::delete(&self.state.tenant(principal), id.0, expected).await?;
+        Ok(Deleted::NoContent)
+    }
+}
+
+/// The domain filter and the cursor binding of the activity filters.
+fn filter_of(
+    person_id: Option<Uuid>,
+    kind: Option<ActivityKind>,
+    occurred_from: Option<DateTime<Utc>>,
+    occurred_before: Option<DateTime<Utc>>,
+) -> (ActivityFilter, [(&'static str, String); 4]) {
+    let bound = [
+        (
+            "person_id",
+            person_id.map(|p| p.to_string()).unwrap_or_default(),
+        ),
+        (
+            "kind",
+            kind.map(|k| k.as_str().to_owned()).unwrap_or_default(),
+        ),
+        (
+            "occurred_from",
+            occurred_from.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ),
+        (
+            "occurred_before",
+            occurred_before.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ),
+    ];
+    let filter = ActivityFilter {
+        person_id,
+        kind: kind.map(Into::into),
+        occurred_from,
+        occurred_before,
+    };
+    (filter, bound)
+}

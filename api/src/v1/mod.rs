@@ -1,0 +1,471 @@
+//! `/v1`: the public API. One module per context, each with its DTOs (`Object`s, kept
+//! apart from domain types and converted with `From`) and its thin handlers: extract →
+//! principal (scope checked) → tenant handle → one domain call → DTO.
+//!
+//! This module holds what the contexts share: tags, response shapes, list paging.
+
+pub mod accounts;
+pub mod activities;
+pub mod api_keys;
+pub mod people;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::pagination::{OffsetRequest, Page, PageRequest, Position, SortKey};
+use poem::http::Uri;
+use poem_openapi::payload::Json;
+use poem_openapi::types::ToJSON;
+use poem_openapi::{ApiResponse, Enum, Tags};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::cursor::Binding;
+use crate::http::{link_next, query_escape};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Every `/v1` operation.
+pub type Api = (
+    accounts::AccountsApi,
+    people::PeopleApi,
+    activities::ActivitiesApi,
+    api_keys::ApiKeysApi,
+);
+
+/// One tag per context.
+#[derive(Tags)]
+pub enum Tag {
+    /// Companies a tenant sells to.
+    #[oai(rename = "accounts")]
+    Accounts,
+    /// Contacts, optionally at an account.
+    #[oai(rename = "people")]
+    People,
+    /// Calls, emails, notes and meetings logged against people.
+    #[oai(rename = "activities")]
+    Activities,
+    /// Credentials for integrations.
+    #[oai(rename = "api_keys")]
+    ApiKeys,
+}
+
+/// A created resource.
+#[derive(ApiResponse)]
+pub enum Created<T: ToJSON> {
+    /// Created. With an `Idempotency-Key` that was seen before, the stored response of
+    /// the first request, marked `Idempotent-Replayed: true`.
+    #[oai(status = 201)]
+    Created(
+        Json<T>,
+        /// The URL of the new resource.
+        #[oai(header = "Location")]
+        String,
+        /// The resource's version, for `If-Match` / `If-None-Match`.
+        #[oai(header = "ETag")]
+        String,
+        /// `true` when this response is a replay of an earlier request with the same
+        /// `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<String>,
+    ),
+}
+
+impl<T: ToJSON> Created<T> {
+    /// A 201 for `value` at `location` with `version`.
+    pub fn new(value: T, location: String, version: i64, replayed: bool) -> Self {
+        Self::Created(
+            Json(value),
+            location,
+            crate::http::etag(version),
+            replayed.then(|| "true".to_owned()),
+        )
+    }
+}
+
+/// A fetched resource.
+#[derive(ApiResponse)]
+pub enum Fetched<T: ToJSON> {
+    /// The resource.
+    #[oai(status = 200)]
+    Ok(
+        Json<T>,
+        /// The resource's version, for `If-Match` / `If-None-Match`.
+        #[oai(header = "ETag")]
+        String,
+    ),
+    /// Unchanged since the ETag named in `If-None-Match`.
+    #[oai(status = 304)]
+    NotModified(
+        /// The current ETag.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+impl<T: ToJSON> Fetched<T> {
+    /// 200 with the body, or 304 when `if_none_match` names `version`.
+    pub fn new(value: T, version: i64, if_none_match: Option<&str>) -> Self {
+        if crate::http::none_match(if_none_match, version) {
+            Self::NotModified(crate::http::etag(version))
+        } else {
+            Self::Ok(Json(value), crate::http::etag(version))
+        }
+    }
+}
+
+/// An updated resource.
+#[derive(ApiResponse)]
+pub enum Updated<T: ToJSON> {
+    /// The resource after the change.
+    #[oai(status = 200)]
+    Ok(
+        Json<T>,
+        /// The new version.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+impl<T: ToJSON> Updated<T> {
+    /// 200 with the body and its ETag.
+    pub fn new(value: T, version: i64) -> Self {
+        Self::Ok(Json(value), crate::http::etag(version))
+    }
+}
+
+/// A deleted resource.
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// Deleted. Sync lists (`sort=updated_at`) return it once more with `deleted_at` set.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// A page of a list.
+#[derive(ApiResponse)]
+pub enum Listed<L: ToJSON> {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(
+        Json<L>,
+        /// `<url>; rel="next"` when more items follow.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+/// The order of a list.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum Sort {
+    /// By id: creation order (ids are UUIDv7). The default.
+    Id,
+    /// By `(updated_at, id)`: the sync order. Includes deleted items (tombstones, with
+    /// `deleted_at` set) and always returns a `next_cursor` to resume from later.
+    UpdatedAt,
+}
+
+impl Sort {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::UpdatedAt => "updated_at",
+        }
+    }
+
+    fn key(self) -> SortKey {
+        match self {
+            Self::Id => SortKey::Id,
+            Self::UpdatedAt => SortKey::UpdatedAt,
+        }
+    }
+}
+
+/// Defines a list envelope DTO.
+macro_rules! list_envelope {
+    ($(#[$meta:meta])* $name:ident, $item:ty) => {
+        $(#[$meta])*
+        #[derive(poem_openapi::Object, Debug, Clone)]
+        pub struct $name {
+            /// The items of this page.
+            pub data: Vec<$item>,
+            /// Pass as `cursor` (with the same filters) for the next page. Present when
+            /// `has_more`, and always in sync mode (`sort=updated_at`), where it is where
+            /// to resume later even when the page is empty.
+            #[oai(nullable)]
+            pub next_cursor: Option<String>,
+            /// Whether more items followed when this page was read.
+            pub has_more: bool,
+        }
+
+        impl $name {
+            pub(crate) fn from_listing(listing: $crate::v1::Listing<$item>) -> $crate::v1::Listed<Self> {
+                $crate::v1::Listed::Ok(
+                    poem_openapi::payload::Json(Self {
+                        data: listing.data,
+                        next_cursor: listing.next_cursor,
+                        has_more: listing.has_more,
+                    }),
+                    listing.link,
+                )
+            }
+        }
+    };
+}
+pub(crate) use list_envelope;
+
+/// The paging parameters every list takes.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// `limit`.
+    pub limit: Option<u64>,
+    /// `cursor`.
+    pub cursor: Option<String>,
+    /// `sort`.
+    pub sort: Option<Sort>,
+    /// `updated_after`.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// `page`.
+    pub page: Option<u64>,
+}
+
+/// How to read one page.
+#[derive(Debug)]
+pub enum Plan {
+    /// A keyset page.
+    Keyset {
+        /// The domain request.
+        request: PageRequest,
+        /// The order.
+        sort: Sort,
+        /// What cursors of this walk are bound to.
+        binding: Binding,
+    },
+    /// An offset page (`page=N`).
+    Offset(OffsetRequest),
+}
+
+/// One page, ready for the envelope.
+#[derive(Debug)]
+pub struct Listing<T> {
+    /// The items.
+    pub data: Vec<T>,
+    /// The cursor for the next page.
+    pub next_cursor: Option<String>,
+    /// Whether more followed.
+    pub has_more: bool,
+    /// The `Link` header.
+    pub link: Option<String>,
+}
+
+/// The default page size.
+pub const DEFAULT_LIMIT: u64 = domain::pagination::DEFAULT_LIMIT;
+
+impl ListParams {
+    /// Turns the parameters into a plan, checking that they fit together and that the
+    /// cursor is authentic and was made for this operation and these `filters`.
+    ///
+    /// # Errors
+    /// 400 problems for contradictory parameters or a bad cursor.
+    pub fn plan(
+        self,
+        state: &AppState,
+        principal: &Principal,
+        operation: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Plan, Problem> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if let Some(page) = self.page {
+            if self.cursor.is_some() {
+                return Err(Problem::invalid_parameter(
+                    "page",
+                    "use either `page` or `cursor`, not both",
+                ));
+            }
+            if self.sort == Some(Sort::UpdatedAt) || self.updated_after.is_some() {
+                return Err(Problem::invalid_parameter(
+                    "page",
+                    "offset pages are by id; sync (`sort=updated_at`, `updated_after`) needs cursors",
+                ));
+            }
+            return Ok(Plan::Offset(OffsetRequest {
+                page,
+                per_page: limit,
+                include_deleted: false,
+            }));
+        }
+        let binding = Binding::new(operation, &principal.ctx().tenant(), filters);
+        let (sort, after) = match &self.cursor {
+            Some(cursor) => {
+                let (sort, after) = state.cursors.decode(cursor, &binding)?;
+                let sort = match sort.as_str() {
+                    "updated_at" => Sort::UpdatedAt,
+                    _ => Sort::Id,
+                };
+                if self.sort.is_some_and(|s| s != sort) {
+                    return Err(Problem::invalid_parameter(
+                        "sort",
+                        "differs from the sort the cursor was made for",
+                    ));
+                }
+                (sort, after)
+            }
+            None => {
+                let sort = self.sort.unwrap_or(if self.updated_after.is_some() {
+                    Sort::UpdatedAt
+                } else {
+                    Sort::Id
+                });
+                if sort == Sort::Id && self.updated_after.is_some() {
+                    return Err(Problem::invalid_parameter(
+                        "updated_after",
+                        "needs `sort=updated_at`",
+                    ));
+                }
+                // `updated_at > t` is the keyset condition `(updated_at, id) > (t, max id)`.
+                let after = self
+                    .updated_after
+                    .map(|t| Position::UpdatedAt(t, Uuid::max()));
+                (sort, after)
+            }
+        };
+        let request = PageRequest {
+            sort: sort.key(),
+            after,
+            limit,
+            include_deleted: sort == Sort::UpdatedAt,
+        };
+        Ok(Plan::Keyset {
+            request,
+            sort,
+            binding,
+        })
+    }
+}
+
+/// The sync safety window: rows changed more recently than this are held back.
+pub(crate) fn safety_cutoff(state: &AppState) -> DateTime<Utc> {
+    let window =
+        TimeDelta::from_std(state.settings.sync_safety_window).unwrap_or(TimeDelta::zero());
+    Utc::now() - window
+}
+
+/// Finishes a keyset page: in sync mode holds back rows inside the safety window, then
+/// signs the next cursor and builds the `Link` header.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per list; a struct would only rename them"
+)]
+pub(crate) fn keyset_listing<D, T>(
+    state: &AppState,
+    uri: &Uri,
+    sort: Sort,
+    binding: &Binding,
+    request: &PageRequest,
+    mut page: Page<D>,
+    updated_key: impl Fn(&D) -> (DateTime<Utc>, Uuid),
+    to_dto: impl FnMut(D) -> T,
+) -> Listing<T> {
+    if sort == Sort::UpdatedAt {
+        // A row whose change is younger than the window may have siblings with earlier
+        // `updated_at` still uncommitted; stop before it, and resume from the last safe row.
+        let cutoff = safety_cutoff(state);
+        if let Some(first_unsafe) = page.items.iter().position(|d| updated_key(d).0 > cutoff) {
+            page.items.truncate(first_unsafe);
+            page.has_more = false;
+            page.next = page.items.last().map(|d| {
+                let (at, id) = updated_key(d);
+                Position::UpdatedAt(at, id)
+            });
+            if page.next.is_none() {
+                page.next = request.after;
+            }
+        }
+    }
+    let sync = sort == Sort::UpdatedAt;
+    let next_cursor =
+        (sync || page.has_more).then(|| state.cursors.encode(binding, sort.as_str(), page.next));
+    let link = match (&next_cursor, page.has_more) {
+        (Some(cursor), true) => Some(link_next(&replace_query(uri, "cursor", cursor))),
+        _ => None,
+    };
+    Listing {
+        data: page.items.into_iter().map(to_dto).collect(),
+        next_cursor,
+        has_more: page.has_more,
+        link,
+    }
+}
+
+/// Finishes an offset page.
+pub(crate) fn offset_listing<D, T>(
+    uri: &Uri,
+    page: domain::pagination::OffsetPage<D>,
+    to_dto: impl FnMut(D) -> T,
+) -> Listing<T> {
+    let link = page
+        .has_more
+        .then(|| link_next(&replace_query(uri, "page", &(page.page + 1).to_string())));
+    Listing {
+        data: page.items.into_iter().map(to_dto).collect(),
+        next_cursor: None,
+        has_more: page.has_more,
+        link,
+    }
+}
+
+/// `uri` with `name=value` replacing any `cursor` or `page` parameter.
+fn replace_query(uri: &Uri, name: &str, value: &str) -> String {
+    let mut pairs: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let key = p.split('=').next().unwrap_or_default();
+            key != "cursor" && key != "page"
+        })
+        .map(str::to_owned)
+        .collect();
+    pairs.push(format!("{name}={}", query_escape(value)));
+    format!("{}?{}", uri.path(), pairs.join("&"))
+}
+
+/// Turns a `MaybeUndefined` of a field that may be omitted but not cleared into an
+/// `Option`; `null` is a validation error.
+pub(crate) fn not_null<T>(
+    field: &str,
+    value: poem_openapi::types::MaybeUndefined<T>,
+    errors: &mut Vec<crate::problem::FieldProblem>,
+) -> Option<T> {
+    use poem_openapi::types::MaybeUndefined;
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Value(v) => Some(v),
+        MaybeUndefined::Null => {
+            errors.push(crate::problem::FieldProblem::new(
+                field,
+                "not_nullable",
+                "cannot be null; omit it to keep it",
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_link_keeps_filters_and_replaces_the_cursor() {
+        let uri: Uri = "/v1/people?stage=lead&cursor=old&limit=10"
+            .parse()
+            .unwrap_or_default();
+        assert_eq!(
+            replace_query(&uri, "cursor", "a.b"),
+            "/v1/people?stage=lead&limit=10&cursor=a.b"
+        );
+        let bare: Uri = "/v1/people".parse().unwrap_or_default();
+        assert_eq!(replace_query(&bare, "page", "2"), "/v1/people?page=2");
+    }
+}

@@ -1,0 +1,27 @@
+//! The API's integration tests: one binary, the real server on port 0 against a fresh
+//! database per test — SQLite always, PostgreSQL too when `DATABASE_URL` is set
+//! (`tenancy::testing::backends()`). Tests run in parallel; none sleeps to synchronize.
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/accounts.rs"]
+mod accounts;
+#[path = "api/activities.rs"]
+mod activities;
+#[path = "api/api_keys.rs"]
+mod api_keys;
+#[path = "api/conditional.rs"]
+mod conditional;
+#[path = "api/coverage.rs"]
+mod coverage;
+#[path = "api/pagination.rs"]
+mod pagination;
+#[path = "api/people.rs"]
+mod people;
+#[path = "api/problems.rs"]
+mod problems;
+#[path = "api/spec.rs"]
+mod spec;
+#[path = "api/system.rs"]
+mod system;

@@ -1,0 +1,204 @@
+//! The OpenAPI document: committed copy in sync, conventions held, docs page wired.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::{backends, ok_json, s, spawn_app};
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
+
+#[tokio::test]
+async fn the_committed_spec_matches_the_code() {
+    let generated = api::openapi::spec_text().await.expect("spec builds");
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    if generated != committed {
+        let line = generated
+            .lines()
+            .zip(committed.lines())
+            .position(|(g, c)| g != c)
+            .map_or(0, |i| i + 1);
+        panic!(
+            "openapi/openapi.json is out of date (first difference at line {line}).\n\
+             Regenerate it from the workspace root with:\n\n    cargo run -- openapi > openapi/openapi.json\n"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_served_spec_is_the_committed_one_and_the_docs_page_loads_it() {
+    let backend = backends().remove(0);
+    let app = spawn_app(&backend).await;
+    let resp = app
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let served = resp.text().await.unwrap_or_default();
+    assert_eq!(
+        served,
+        api::openapi::spec_text().await.expect("spec builds")
+    );
+
+    let docs = app
+        .request(Method::GET, "/docs")
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    let html = docs.text().await.unwrap_or_default();
+    assert!(html.contains(r#"<script id="api-reference" data-url="/openapi.json"></script>"#));
+    assert!(
+        !html.contains("Tenantry API"),
+        "the docs page must not embed a copy of the spec"
+    );
+}
+
+fn spec() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(COMMITTED).unwrap_or_default())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn operation_ids_are_verb_resource_with_one_tag_a_summary_and_a_scope() {
+    let spec = spec();
+    let verbs = ["create", "get", "list", "update", "delete", "revoke"];
+    let mut seen = 0;
+    for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+        assert!(path.starts_with("/v1/"), "{path}");
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let id = s(op, "operationId");
+            let verb = id.split('_').next().unwrap_or_default();
+            assert!(
+                verbs.contains(&verb) && id.contains('_'),
+                "{method} {path}: operationId `{id}`"
+            );
+            assert_eq!(
+                op["tags"].as_array().map(Vec::len),
+                Some(1),
+                "{id}: one tag"
+            );
+            assert!(!s(op, "summary").is_empty(), "{id}: summary");
+            assert_eq!(
+                op["security"][0]["bearer"].as_array().map(Vec::len),
+                Some(1),
+                "{id}: one scope"
+            );
+            for status in ["400", "401", "403"] {
+                assert_eq!(
+                    op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{id}: {status} is a problem"
+                );
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 19);
+}
+
+#[test]
+fn optional_response_fields_are_nullable_and_always_present() {
+    // The one Option convention: every property not in `required` is `nullable` (and
+    // the server always sends it, as `null` when empty). Request bodies (`*Create`,
+    // `*Update`) may omit fields instead.
+    let spec = spec();
+    for (name, schema) in spec["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if name.ends_with("Create") || name.ends_with("Update") {
+            continue;
+        }
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (prop, def) in schema["properties"].as_object().into_iter().flatten() {
+            if !required.contains(&prop.as_str()) {
+                assert_eq!(
+                    def["nullable"], true,
+                    "{name}.{prop} is optional but not nullable"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_spec_has_a_license_examples_and_the_problem_schema() {
+    let spec = spec();
+    assert_eq!(spec["openapi"], "3.0.0");
+    assert_eq!(spec["info"]["license"]["name"], "MIT");
+    let schemas = &spec["components"]["schemas"];
+    for name in [
+        "Account",
+        "AccountCreate",
+        "Person",
+        "PersonCreate",
+        "Activity",
+        "ActivityCreate",
+        "ApiKey",
+        "Problem",
+    ] {
+        assert!(
+            schemas[name]["example"].is_object(),
+            "{name} has an example"
+        );
+    }
+    assert_eq!(
+        schemas["Problem"]["required"],
+        serde_json::json!(["type", "title", "status", "errors"]),
+        "the RFC 9457 members plus errors"
+    );
+}
+
+#[tokio::test]
+async fn response_bodies_match_the_documented_example_shapes() {
+    // A light snapshot: a live resource has exactly the keys of its schema's example.
+    let backend = backends().remove(0);
+    let app = spawn_app(&backend).await;
+    let t = app.tenant("acme").await;
+    let spec = spec();
+    let account = app.create_account(&t, "Globex").await;
+    let person = app.create_person(&t, "Ada", Some(s(&account, "id"))).await;
+    let activity = app.create_activity(&t, s(&person, "id"), "Call").await;
+    for (name, live) in [
+        ("Account", account),
+        ("Person", person),
+        ("Activity", activity),
+    ] {
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone())
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys(&live),
+            keys(&spec["components"]["schemas"][name]["example"]),
+            "{name}"
+        );
+    }
+    let list = ok_json(app.get(&t, "/v1/people").await, 200).await;
+    let mut keys: Vec<&String> = list
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["data", "has_more", "next_cursor"]);
+}
