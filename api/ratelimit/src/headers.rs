@@ -1,0 +1,113 @@
+//! The response fields of draft-ietf-httpapi-ratelimit-headers (draft 11, the latest),
+//! serialized as RFC 9651 structured fields.
+//!
+//! - `RateLimit-Policy`: a List of Quota Policy Items. Each item is a String naming the
+//!   policy with the required `q` (quota, Integer) and optional `w` (window in seconds,
+//!   Integer) parameters: `"tenant";q=600;w=60, "credential";q=120;w=60`. No `qu`: the
+//!   draft's registry has no unit for calculated cost, and the unit defaults to requests;
+//!   our cost units are documented with each operation instead.
+//! - `RateLimit`: a List of Service Limit Items, one per policy of the request, each the
+//!   policy's name with `r` (available quota, Integer) and `t` (effective window in
+//!   seconds, Integer): `"tenant";r=583;t=2, "credential";r=17;t=41`.
+//! - `Retry-After` (RFC 9110): delay-seconds, on a refused request only.
+//!
+//! Members are joined by `", "` as RFC 9651's serializer does.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::Policy;
+
+/// `RateLimit-Policy`: the quota policies a response's request was held to.
+pub const RATELIMIT_POLICY: &str = "RateLimit-Policy";
+/// `RateLimit`: what is left of each policy after this request.
+pub const RATELIMIT: &str = "RateLimit";
+/// `Retry-After`: whole seconds to wait, on a refused request.
+pub const RETRY_AFTER: &str = "Retry-After";
+/// `X-RateLimit-Cost`: the cost units this request was charged.
+pub const RATELIMIT_COST: &str = "X-RateLimit-Cost";
+/// The draft's problem type for a refused request (RFC 9457), with its
+/// `violated-policies` extension member.
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+
+/// Appends `s` as an RFC 9651 String (quoted; `"` and `\` escaped).
+fn push_sf_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// Whole seconds, rounded up: a client that waits this long has waited long enough.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The `RateLimit-Policy` field value for `policies`.
+pub(crate) fn policy_field(policies: &[Policy]) -> String {
+    let mut out = String::with_capacity(40 * policies.len());
+    for (i, p) in policies.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_sf_string(&mut out, p.name());
+        let _ = write!(out, ";q={};w={}", p.quota(), p.window().as_secs());
+    }
+    out
+}
+
+/// The `RateLimit` field value: `(policy, remaining, effective window)` per policy.
+pub(crate) fn ratelimit_field<'a>(
+    items: impl Iterator<Item = (&'a Policy, u64, Duration)>,
+) -> String {
+    let mut out = String::with_capacity(64);
+    for (i, (policy, remaining, window)) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_sf_string(&mut out, policy.name());
+        let _ = write!(out, ";r={remaining};t={}", ceil_secs(window));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str, quota: u64, secs: u64) -> Policy {
+        Policy::new(name, quota, Duration::from_secs(secs)).expect("valid policy")
+    }
+
+    #[test]
+    fn the_policy_field_is_a_structured_list_of_strings_with_q_and_w() {
+        let field = policy_field(&[policy("tenant", 600, 60), policy("credential", 120, 60)]);
+        assert_eq!(field, r#""tenant";q=600;w=60, "credential";q=120;w=60"#);
+    }
+
+    #[test]
+    fn the_ratelimit_field_rounds_remaining_down_and_the_window_up() {
+        let c = policy("credential", 120, 60);
+        let field = ratelimit_field([(&c, 17, Duration::from_millis(40_001))].into_iter());
+        assert_eq!(field, r#""credential";r=17;t=41"#);
+    }
+
+    #[test]
+    fn strings_escape_quotes_and_backslashes() {
+        let mut out = String::new();
+        push_sf_string(&mut out, r#"a"b\c"#);
+        assert_eq!(out, r#""a\"b\\c""#);
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+        assert_eq!(ceil_secs(Duration::from_micros(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(3)), 3);
+    }
+}

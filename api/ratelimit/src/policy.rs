@@ -1,0 +1,309 @@
+//! Policies (quota per window), the set a limiter enforces, and the keys requests are
+//! counted under.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+use crate::gcra::{Limits, MAX_POLICIES, MAX_SCALED};
+
+/// One quota policy: `quota` cost units per `window`, refilled continuously (GCRA).
+///
+/// Cheap to clone (the name is shared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The name clients see in `RateLimit-Policy`, `RateLimit` and `violated-policies`.
+    name: Arc<str>,
+    /// Cost units admitted per window; also the largest burst.
+    quota: u64,
+    /// The window over which `quota` refills completely.
+    window: Duration,
+}
+
+impl Policy {
+    /// A policy named `name` admitting `quota` cost units per `window`.
+    ///
+    /// The name must be a short token (`[a-z0-9_-]`, 1–32 characters) so it reads the same
+    /// in headers, problem bodies and logs. The quota must be at least 1, the window a
+    /// whole number of seconds (the headers speak seconds), and `window_µs × quota` must
+    /// stay below 2^61. Up to 2^53 (150 million units a minute) both backends compute
+    /// exactly alike; above it Redis rounds by ~1e-16 of the quota.
+    pub fn new(name: &str, quota: u64, window: Duration) -> Result<Policy, Error> {
+        let valid_name = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid_name {
+            return Err(Error::InvalidPolicy(format!(
+                "name {name:?}: use 1-32 characters of [a-z0-9_-]"
+            )));
+        }
+        if quota == 0 {
+            return Err(Error::InvalidPolicy(format!(
+                "{name}: the quota must be at least 1"
+            )));
+        }
+        if window.as_secs() == 0 || window.subsec_nanos() != 0 {
+            return Err(Error::InvalidPolicy(format!(
+                "{name}: the window must be a whole number of seconds (the headers speak seconds)"
+            )));
+        }
+        let scaled = u128::from(quota) * window.as_micros();
+        if scaled > MAX_SCALED as u128 {
+            return Err(Error::InvalidPolicy(format!(
+                "{name}: quota × window is too large ({quota} per {window:?})"
+            )));
+        }
+        Ok(Policy {
+            name: name.into(),
+            quota,
+            window,
+        })
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Cost units admitted per window.
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
+    /// The window over which the quota refills.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        // Both fit: `new` bounds quota × window_µs by 2^61.
+        Limits {
+            quota: i64::try_from(self.quota).unwrap_or(i64::MAX),
+            window_us: i64::try_from(self.window.as_micros()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// The policies a request is held to, in header order, with their `RateLimit-Policy`
+/// value formatted once.
+#[derive(Debug)]
+pub(crate) struct PolicySet {
+    pub(crate) policies: Vec<Policy>,
+    pub(crate) limits: [Limits; MAX_POLICIES],
+    /// The `RateLimit-Policy` field value for this set.
+    pub(crate) header: String,
+    /// The largest cost every policy of the set can ever admit.
+    pub(crate) max_cost: u64,
+}
+
+impl PolicySet {
+    fn new(policies: Vec<Policy>) -> Arc<PolicySet> {
+        debug_assert!(!policies.is_empty() && policies.len() <= MAX_POLICIES);
+        let mut limits = [Limits {
+            quota: 1,
+            window_us: 1,
+        }; MAX_POLICIES];
+        for (slot, p) in limits.iter_mut().zip(&policies) {
+            *slot = p.limits();
+        }
+        let header = crate::headers::policy_field(&policies);
+        let max_cost = policies.iter().map(Policy::quota).min().unwrap_or(0);
+        Arc::new(PolicySet {
+            policies,
+            limits,
+            header,
+            max_cost,
+        })
+    }
+
+    pub(crate) fn limits(&self) -> &[Limits] {
+        &self.limits[..self.policies.len()]
+    }
+}
+
+/// The three policies a [`crate::Limiter`] enforces.
+///
+/// An authenticated request is held to `tenant` *and* `credential` together (keyed by its
+/// tenant, and by its tenant + credential); an unauthenticated one to `anonymous`, keyed by
+/// client IP.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    pub(crate) authenticated: Arc<PolicySet>,
+    pub(crate) anonymous: Arc<PolicySet>,
+}
+
+impl Policies {
+    /// The set: a per-tenant budget, a per-credential budget inside it (normally smaller,
+    /// so one integration cannot exhaust its tenant), and a per-IP budget for unauthenticated
+    /// requests. The three names must differ.
+    pub fn new(tenant: Policy, credential: Policy, anonymous: Policy) -> Result<Policies, Error> {
+        if tenant.name == credential.name
+            || tenant.name == anonymous.name
+            || credential.name == anonymous.name
+        {
+            return Err(Error::InvalidPolicy(
+                "the three policy names must differ".into(),
+            ));
+        }
+        Ok(Policies {
+            authenticated: PolicySet::new(vec![tenant, credential]),
+            anonymous: PolicySet::new(vec![anonymous]),
+        })
+    }
+
+    /// The per-tenant policy.
+    pub fn tenant(&self) -> &Policy {
+        &self.authenticated.policies[0]
+    }
+
+    /// The per-credential policy.
+    pub fn credential(&self) -> &Policy {
+        &self.authenticated.policies[1]
+    }
+
+    /// The per-IP policy for unauthenticated requests.
+    pub fn anonymous(&self) -> &Policy {
+        &self.anonymous.policies[0]
+    }
+
+    /// The largest cost an authenticated request can ever be admitted with (the smaller of
+    /// the tenant and credential quotas); a caller can check its costs against it at startup.
+    pub fn max_cost(&self) -> u64 {
+        self.authenticated.max_cost
+    }
+
+    pub(crate) fn set_for(&self, key: &Key<'_>) -> &Arc<PolicySet> {
+        match key {
+            Key::Credential { .. } => &self.authenticated,
+            Key::Ip(_) => &self.anonymous,
+        }
+    }
+}
+
+/// Who a request is counted against.
+///
+/// Never put a secret here: the values end up in Redis key names. Use a credential's id
+/// (an API key's public id, a token's client id), not the credential itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// An authenticated caller: its tenant's budget and its own credential's budget.
+    Credential {
+        /// The tenant id.
+        tenant: &'a str,
+        /// The credential's id within the tenant.
+        credential: &'a str,
+    },
+    /// An unauthenticated caller, by client address. IPv6 addresses count per /64, the
+    /// block one subscriber usually holds, so rotating addresses inside it does not help.
+    Ip(IpAddr),
+}
+
+impl Key<'_> {
+    /// The storage keys (one per policy of the set, same order) and the hash tag they share.
+    ///
+    /// All keys of one request carry the same Redis Cluster hash tag — `{tenant}` or
+    /// `{ip:addr}` — so the script's keys live in one slot, and the in-process backend
+    /// shards by the same tag.
+    pub(crate) fn storage_keys(&self, prefix: &str) -> StorageKeys {
+        let mut keys = StorageKeys::default();
+        match self {
+            Key::Credential { tenant, credential } => {
+                keys.tag = (*tenant).to_owned();
+                keys.keys[0] = format!("{prefix}rl:{{{tenant}}}:t");
+                keys.keys[1] = format!("{prefix}rl:{{{tenant}}}:c:{credential}");
+                keys.len = 2;
+            }
+            Key::Ip(addr) => {
+                let mut tag = String::with_capacity(48);
+                tag.push_str("ip:");
+                match addr {
+                    IpAddr::V4(v4) => {
+                        let _ = write!(tag, "{v4}");
+                    }
+                    IpAddr::V6(v6) => {
+                        let s = v6.segments();
+                        let _ = write!(tag, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+                    }
+                }
+                keys.keys[0] = format!("{prefix}rl:{{{tag}}}");
+                keys.tag = tag;
+                keys.len = 1;
+            }
+        }
+        keys
+    }
+}
+
+/// The storage keys of one request.
+#[derive(Debug, Default)]
+pub(crate) struct StorageKeys {
+    pub(crate) tag: String,
+    pub(crate) keys: [String; MAX_POLICIES],
+    pub(crate) len: usize,
+}
+
+impl StorageKeys {
+    pub(crate) fn keys(&self) -> &[String] {
+        &self.keys[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn policy_names_are_short_tokens() {
+        let minute = Duration::from_secs(60);
+        assert!(Policy::new("tenant", 600, minute).is_ok());
+        for bad in ["", "Tenant", "a\"b", "a b", &"x".repeat(33)] {
+            assert!(Policy::new(bad, 1, minute).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn policies_reject_zero_quotas_subsecond_windows_and_inexact_sizes() {
+        assert!(Policy::new("p", 0, Duration::from_secs(1)).is_err());
+        assert!(Policy::new("p", 1, Duration::from_millis(999)).is_err());
+        assert!(Policy::new("p", 1, Duration::from_millis(1500)).is_err());
+        let day = Duration::from_secs(86_400);
+        assert!(Policy::new("p", 1_000_000_000, Duration::from_secs(60)).is_ok());
+        assert!(Policy::new("p", 26_000_000, day).is_ok());
+        assert!(Policy::new("p", 27_000_000, day).is_err());
+    }
+
+    #[test]
+    fn the_three_policy_names_must_differ() {
+        let p = |n: &str| Policy::new(n, 10, Duration::from_secs(60)).expect("valid");
+        assert!(Policies::new(p("a"), p("a"), p("b")).is_err());
+        assert!(Policies::new(p("a"), p("b"), p("c")).is_ok());
+    }
+
+    #[test]
+    fn a_request_s_keys_share_one_hash_tag() {
+        let key = Key::Credential {
+            tenant: "t1",
+            credential: "k9",
+        };
+        let keys = key.storage_keys("test:");
+        assert_eq!(keys.keys(), ["test:rl:{t1}:t", "test:rl:{t1}:c:k9"]);
+        assert_eq!(keys.tag, "t1");
+
+        let ip = Key::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(ip.storage_keys("").keys(), ["rl:{ip:192.0.2.7}"]);
+    }
+
+    #[test]
+    fn ipv6_callers_count_per_64_block() {
+        let a: Ipv6Addr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: Ipv6Addr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let ka = Key::Ip(IpAddr::V6(a)).storage_keys("");
+        let kb = Key::Ip(IpAddr::V6(b)).storage_keys("");
+        assert_eq!(ka.keys(), kb.keys());
+        assert_eq!(ka.keys(), ["rl:{ip:2001:db8:1:2::/64}"]);
+    }
+}
