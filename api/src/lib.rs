@@ -13,6 +13,8 @@
 //! - [`http`]: the JSON body extractor, ETags, preconditions, idempotent creates.
 //! - [`middleware`]: request ids, access logs, timeouts, metrics, problem rendering,
 //!   body limit (with CORS and compression from poem).
+//! - [`limits`]: rate limits — each operation's cost, the middleware keying requests by
+//!   tenant + credential (per IP without one), the `RateLimit*` headers.
 //! - [`v1`]: the operations and their DTOs, one module per context.
 //! - [`openapi`]: the generated spec (served at `/openapi.json`, committed as
 //!   `openapi/openapi.json`) and the docs page (`/docs`).
@@ -29,6 +31,8 @@
 //! 4. DTOs (`Object`) are separate from domain types; optional response fields are
 //!    always present and `nullable` (one convention, checked by a test).
 //! 5. Each operation declares its scope in the spec and checks the same scope.
+//! 6. Each operation declares its cost next to its handler and charges it right after its
+//!    scope check, before any work.
 
 // `Problem` (~150 bytes) is the error of most internal helpers. It is built only on the
 // failure path of a request, next to a database round trip; boxing it everywhere would
@@ -39,6 +43,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

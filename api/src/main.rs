@@ -184,9 +184,30 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::new(connected.unscoped),
         settings,
     )?);
+    log_rate_limits(&state).await;
     api::server::serve(bound, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says where rate limits are kept; a Redis that does not answer yet is not fatal (the
+/// limiter falls back in-process and keeps trying).
+async fn log_rate_limits(state: &api::AppState) {
+    match &state.limiter {
+        None => tracing::warn!("rate limits are disabled (TENANTRY_RATE_LIMIT_ENABLED=false)"),
+        Some(limiter) if !limiter.uses_redis() => {
+            tracing::info!(
+                "rate limits are per instance (in-process); set REDIS_URL to share them"
+            );
+        }
+        Some(limiter) => match limiter.connect().await {
+            Ok(()) => tracing::info!("rate limits are shared through Redis"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "Redis does not answer: limiting in-process until it does"
+            ),
+        },
+    }
 }
 
 /// What a fresh clone's first run prints: where things are, a token, a curl line.

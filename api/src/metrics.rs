@@ -5,7 +5,7 @@
 //! cardinality stays fixed.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// The server's metrics, in a registry of their own (tests run several servers in one
@@ -16,6 +16,16 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
+    /// Requests refused by a rate limit, by violated policy (`tenant`, `credential`, `ip`).
+    rate_limited: IntCounterVec,
+    /// Decisions the in-process limiter made because Redis failed or was slow.
+    limiter_fallbacks: IntCounter,
+    /// Redis calls of the limiter that failed or timed out.
+    limiter_redis_failures: IntCounter,
+    /// 1 while the limiter's Redis answers, 0 while it is failing or not configured.
+    limiter_redis_up: IntGauge,
+    /// Serializes [`Metrics::observe_limiter`], whose read-then-add must not interleave.
+    observing: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Metrics {
@@ -43,15 +53,68 @@ impl Metrics {
             &["operation"],
         )?;
         let in_flight = IntGauge::new("http_requests_in_flight", "Requests being served")?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Requests refused (429) by a rate limit, by violated policy",
+            ),
+            &["policy"],
+        )?;
+        let limiter_fallbacks = IntCounter::new(
+            "rate_limit_fallbacks_total",
+            "Rate-limit decisions made in-process because Redis failed or was slow",
+        )?;
+        let limiter_redis_failures = IntCounter::new(
+            "rate_limit_redis_failures_total",
+            "Rate-limiter calls to Redis that failed or timed out",
+        )?;
+        let limiter_redis_up = IntGauge::new(
+            "rate_limit_redis_up",
+            "1 while the rate limiter's Redis answers; 0 while it fails or is not configured",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(limiter_fallbacks.clone()))?;
+        registry.register(Box::new(limiter_redis_failures.clone()))?;
+        registry.register(Box::new(limiter_redis_up.clone()))?;
         Ok(Self {
             registry,
             requests,
             duration,
             in_flight,
+            rate_limited,
+            limiter_fallbacks,
+            limiter_redis_failures,
+            limiter_redis_up,
+            observing: std::sync::Arc::default(),
         })
+    }
+
+    /// A request was refused by the rate-limit `policy`.
+    pub fn rate_limited(&self, policy: &str) {
+        self.rate_limited.with_label_values(&[policy]).inc();
+    }
+
+    /// Brings the limiter's counters up to date (they are kept by the limiter itself and
+    /// read at scrape time).
+    pub fn observe_limiter(&self, stats: Option<ratelimit::Stats>) {
+        let stats = stats.unwrap_or(ratelimit::Stats {
+            fallbacks: 0,
+            redis_failures: 0,
+            redis_healthy: false,
+        });
+        let _serial = self
+            .observing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let catch_up = |counter: &IntCounter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        catch_up(&self.limiter_fallbacks, stats.fallbacks);
+        catch_up(&self.limiter_redis_failures, stats.redis_failures);
+        self.limiter_redis_up.set(i64::from(stats.redis_healthy));
     }
 
     /// A request started.

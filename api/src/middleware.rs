@@ -6,8 +6,11 @@
 //! 2. CORS (poem's), only when origins are configured.
 //! 3. [`Problems`]: the request timeout, and every error rendered as problem+json —
 //!    *inside* CORS, so browsers can read error bodies.
-//! 4. Compression (poem's; gzip and brotli, request and response).
-//! 5. [`BodyLimit`]: caps the (decompressed) request body.
+//! 4. [`crate::limits::RateLimit`]: on `/v1`, verifies the credential once, keys the rate
+//!    limits by tenant + credential (client IP without one) and writes the `RateLimit*`
+//!    headers — inside the timeout, outside compression, so every answer gets them.
+//! 5. Compression (poem's; gzip and brotli, request and response).
+//! 6. [`BodyLimit`]: caps the (decompressed) request body.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -80,7 +83,7 @@ pub struct Edge {
 }
 
 /// `err` as a problem response, keeping the operation id for metrics.
-fn render_error(err: poem::Error, ctx: &ProblemContext) -> Response {
+pub(crate) fn render_error(err: poem::Error, ctx: &ProblemContext) -> Response {
     let operation = err.data::<OperationId>().copied();
     let mut resp = problem::render(err, ctx);
     if let Some(operation) = operation {

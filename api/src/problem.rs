@@ -60,6 +60,10 @@ pub mod kind {
     pub const INTERNAL: &str = "https://tenantry.dev/problems/internal";
     /// 503: overloaded or timed out; retry after `Retry-After` seconds.
     pub const UNAVAILABLE: &str = "https://tenantry.dev/problems/unavailable";
+    /// 429: a rate-limit policy has no budget left for this request's cost;
+    /// `violated-policies` names it, `Retry-After` says when to try again. The type is the
+    /// one registered by draft-ietf-httpapi-ratelimit-headers, so generic clients know it.
+    pub const QUOTA_EXCEEDED: &str = ratelimit::headers::QUOTA_EXCEEDED_TYPE;
 }
 
 /// An RFC 9457 problem: what went wrong, in a shape every error shares.
@@ -84,6 +88,10 @@ pub struct Problem {
     pub request_id: Option<String>,
     /// Every invalid input field (validation problems); empty otherwise.
     pub errors: Vec<FieldProblem>,
+    /// The rate-limit policies whose quota this request exceeded (`tenant`, `credential`
+    /// or `ip`; 429 only); empty otherwise.
+    #[oai(rename = "violated-policies")]
+    pub violated_policies: Vec<String>,
 }
 
 /// One invalid input field.
@@ -123,6 +131,7 @@ impl Problem {
             instance: None,
             request_id: None,
             errors: Vec::new(),
+            violated_policies: Vec::new(),
         }
     }
 
@@ -170,6 +179,24 @@ impl Problem {
         .with_errors(errors)
     }
 
+    /// 429 for a refused rate-limit `decision`: names the violated policy and when to retry.
+    pub fn quota_exceeded(decision: &ratelimit::Decision) -> Self {
+        let policy = decision.violated();
+        let detail = match (policy, decision.retry_after_header()) {
+            (Some(p), Some(retry)) => format!(
+                "the `{}` rate limit allows {} cost units per {} s and has too few left for this \
+                 request; retry in {retry} s",
+                p.name(),
+                p.quota(),
+                p.window().as_secs(),
+            ),
+            _ => "rate limit exceeded".to_owned(),
+        };
+        let mut problem = Self::new(StatusCode::TOO_MANY_REQUESTS, kind::QUOTA_EXCEEDED, detail);
+        problem.violated_policies = policy.map(|p| p.name().to_owned()).into_iter().collect();
+        problem
+    }
+
     /// 500. The cause is logged by the caller, never sent.
     pub fn internal() -> Self {
         Self::new(
@@ -199,6 +226,7 @@ impl poem_openapi::types::Example for Problem {
                 "invalid_email",
                 "must be an email address like name@example.com",
             )],
+            violated_policies: Vec::new(),
         }
     }
 }
@@ -257,6 +285,7 @@ fn title_of(kind: &str, status: StatusCode) -> &'static str {
         kind::IDEMPOTENCY_KEY_REUSED => "Idempotency key reused",
         kind::INTERNAL => "Internal error",
         kind::UNAVAILABLE => "Service unavailable",
+        kind::QUOTA_EXCEEDED => "Quota exceeded",
         _ => status.canonical_reason().unwrap_or("Error"),
     }
 }
@@ -320,6 +349,10 @@ const UNPROCESSABLE: (u16, &str) = (
     422,
     "Validation failed, or an Idempotency-Key was reused with another body.",
 );
+const TOO_MANY: (u16, &str) = (
+    429,
+    "A rate limit has too little budget left for this request's cost: wait Retry-After seconds.",
+);
 const INTERNAL: (u16, &str) = (500, "Internal error; quote the request id.");
 const UNAVAILABLE: (u16, &str) = (
     503,
@@ -335,6 +368,7 @@ impl ErrorSet for ReadErrors {
         UNAUTHORIZED,
         FORBIDDEN,
         NOT_FOUND,
+        TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
     ];
@@ -344,8 +378,14 @@ impl ErrorSet for ReadErrors {
 #[derive(Debug)]
 pub struct ListErrors;
 impl ErrorSet for ListErrors {
-    const STATUSES: &'static [(u16, &'static str)] =
-        &[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, INTERNAL, UNAVAILABLE];
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        TOO_MANY,
+        INTERNAL,
+        UNAVAILABLE,
+    ];
 }
 
 /// Errors of a create.
@@ -360,6 +400,7 @@ impl ErrorSet for CreateErrors {
         TOO_LARGE,
         MEDIA_TYPE,
         UNPROCESSABLE,
+        TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
     ];
@@ -379,6 +420,7 @@ impl ErrorSet for UpdateErrors {
         TOO_LARGE,
         MEDIA_TYPE,
         UNPROCESSABLE,
+        TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
     ];
@@ -394,6 +436,7 @@ impl ErrorSet for DeleteErrors {
         FORBIDDEN,
         NOT_FOUND,
         PRECONDITION,
+        TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
     ];

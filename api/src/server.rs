@@ -12,6 +12,7 @@ use poem::middleware::{Compression, Cors};
 use poem::web::{CompressionAlgo, Data, Html};
 use poem::{Endpoint, EndpointExt as _, IntoResponse, Response, Route, Server, get, handler};
 
+use crate::limits::RateLimit;
 use crate::middleware::{BodyLimit, Edge, Problems, REQUEST_ID};
 use crate::openapi;
 use crate::problem::{Problem, kind};
@@ -47,6 +48,9 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             max: settings.body_limit_bytes,
         })
         .with(Compression::new().algorithms([CompressionAlgo::GZIP, CompressionAlgo::BR]))
+        .with(RateLimit {
+            state: state.clone(),
+        })
         .with(Problems {
             timeout: settings.request_timeout,
         })
@@ -81,6 +85,9 @@ fn cors(origins: &[String]) -> Cors {
             header::RETRY_AFTER.as_str(),
             REQUEST_ID.as_str(),
             "idempotent-replayed",
+            "ratelimit-policy",
+            "ratelimit",
+            "x-ratelimit-cost",
         ])
         .max_age(600);
     if !origins.iter().any(|o| o == "*") {
@@ -119,6 +126,9 @@ async fn readyz(state: Data<&Arc<AppState>>) -> Response {
 /// Prometheus metrics.
 #[handler]
 fn metrics(state: Data<&Arc<AppState>>) -> Response {
+    state
+        .metrics
+        .observe_limiter(state.limiter.as_ref().map(ratelimit::Limiter::stats));
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

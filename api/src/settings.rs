@@ -117,9 +117,75 @@ pub struct Settings {
     pub log_filter: String,
     /// `TENANTRY_LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_format: LogFormat,
-    /// `REDIS_URL`: reserved for the shared rate limiter of a multi-instance deployment.
-    /// Read and reported, not used yet (see the README).
+    /// `REDIS_URL`: the Redis every instance shares its rate limits through
+    /// (`redis://[:password@]host:port[/db]`). Unset (the default): each instance limits
+    /// in-process. Set but unreachable or slow: each instance falls back to in-process
+    /// limits (fail-open, logged and counted in `/metrics`) and returns to Redis when it
+    /// answers again.
     pub redis_url: Option<Secret>,
+    /// Rate limits: quotas, window, Redis timeout.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Rate limits (see [`crate::limits`]). Quotas are in cost units per window, refilled
+/// continuously; every operation's cost is published in the spec (`x-rate-limit-cost`).
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    /// `TENANTRY_RATE_LIMIT_ENABLED`: `true` (default) or `false`. Off, nothing is refused
+    /// and no rate-limit header is sent (for benchmarks, or behind a gateway that limits).
+    pub enabled: bool,
+    /// `TENANTRY_RATE_LIMIT_TENANT_QUOTA`: cost units per window for a whole tenant, all its
+    /// credentials together. Default 600 (a per-team budget like Salesloft's).
+    pub tenant_quota: u64,
+    /// `TENANTRY_RATE_LIMIT_CREDENTIAL_QUOTA`: cost units per window for one credential (an
+    /// API key, or a token's subject) inside its tenant's budget — smaller, so one
+    /// integration cannot starve the rest of its tenant. Default 300. Must be at least the
+    /// dearest request's cost (35), as must the tenant quota.
+    pub credential_quota: u64,
+    /// `TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA`: cost units per window per client IP (IPv6:
+    /// per /64) for requests without a valid credential. Default 60.
+    pub anonymous_quota: u64,
+    /// `TENANTRY_RATE_LIMIT_WINDOW_SECS`: the window of all three quotas, in seconds.
+    /// Default 60.
+    pub window: Duration,
+    /// `TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS`: how long a decision waits for Redis before
+    /// the in-process limiter decides instead. Default 50.
+    pub redis_timeout: Duration,
+    /// `TENANTRY_RATE_LIMIT_KEY_PREFIX`: prepended to every Redis key, so deployments can
+    /// share a Redis. Default `tenantry:`.
+    pub key_prefix: String,
+}
+
+impl RateLimitSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        Ok(Self {
+            enabled: parse(lookup, "TENANTRY_RATE_LIMIT_ENABLED", true)?,
+            tenant_quota: parse(lookup, "TENANTRY_RATE_LIMIT_TENANT_QUOTA", 600)?,
+            credential_quota: parse(lookup, "TENANTRY_RATE_LIMIT_CREDENTIAL_QUOTA", 300)?,
+            anonymous_quota: parse(lookup, "TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA", 60)?,
+            window: Duration::from_secs(parse(lookup, "TENANTRY_RATE_LIMIT_WINDOW_SECS", 60)?),
+            redis_timeout: Duration::from_millis(parse(
+                lookup,
+                "TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS",
+                50,
+            )?),
+            key_prefix: lookup("TENANTRY_RATE_LIMIT_KEY_PREFIX")
+                .unwrap_or_else(|| "tenantry:".to_owned()),
+        })
+    }
+
+    /// Limits that tests never reach unless they lower them: a million units a minute.
+    pub fn generous() -> Self {
+        Self {
+            enabled: true,
+            tenant_quota: 1_000_000,
+            credential_quota: 1_000_000,
+            anonymous_quota: 1_000_000,
+            window: Duration::from_secs(60),
+            redis_timeout: Duration::from_millis(50),
+            key_prefix: "tenantry:".to_owned(),
+        }
+    }
 }
 
 /// A configuration value that could not be used.
@@ -281,6 +347,7 @@ impl Settings {
             log_filter: lookup("TENANTRY_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format,
             redis_url: lookup("REDIS_URL").map(Secret::new),
+            rate_limit: RateLimitSettings::from_lookup(&lookup)?,
         })
     }
 
@@ -306,6 +373,7 @@ impl Settings {
             log_filter: "warn".to_owned(),
             log_format: LogFormat::Json,
             redis_url: None,
+            rate_limit: RateLimitSettings::generous(),
         }
     }
 
@@ -515,6 +583,17 @@ mod tests {
         assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
         assert!(s.demo && s.is_sqlite());
         assert_eq!(s.log_format, LogFormat::Json);
+        let limits = &s.rate_limit;
+        assert!(limits.enabled && s.redis_url.is_none());
+        assert_eq!(
+            (
+                limits.tenant_quota,
+                limits.credential_quota,
+                limits.anonymous_quota
+            ),
+            (600, 300, 60)
+        );
+        assert_eq!(limits.window, Duration::from_secs(60));
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -45,6 +45,17 @@ impl Keys {
     }
 }
 
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The metrics could not be registered (a programming error).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The rate-limit settings cannot work (or `REDIS_URL` does not parse).
+    #[error("rate limits: {0}")]
+    RateLimit(#[from] ratelimit::Error),
+}
+
 /// The state of one server.
 #[derive(Debug)]
 pub struct AppState {
@@ -58,19 +69,25 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Request metrics.
     pub metrics: Metrics,
+    /// The rate limiter (Redis or in-process); `None` when limits are disabled.
+    pub limiter: Option<ratelimit::Limiter>,
 }
 
 impl AppState {
     /// Builds the state. `unscoped` goes to the authenticator (the API-key lookup by
     /// prefix) and nowhere else.
     ///
+    /// Must run inside a Tokio runtime when `REDIS_URL` is set (the Redis connection is
+    /// prepared, not awaited: the server starts even while Redis is down).
+    ///
     /// # Errors
-    /// When the metrics cannot be registered (a programming error).
+    /// When the metrics cannot be registered (a programming error), or the rate-limit
+    /// settings cannot work.
     pub fn new(
         db: Db,
         unscoped: Arc<dyn UnscopedHandle>,
         settings: Settings,
-    ) -> Result<Self, prometheus::Error> {
+    ) -> Result<Self, StateError> {
         let keys = Keys::derive(&settings.secret_key);
         let verifier = JwtVerifier::new(
             settings.jwt_secret.expose().as_bytes(),
@@ -89,6 +106,7 @@ impl AppState {
             cursors: CursorCodec::new(keys.cursor),
             auth,
             metrics: Metrics::new()?,
+            limiter: crate::limits::limiter(&settings)?,
             settings,
         })
     }

@@ -21,6 +21,8 @@ mod pagination;
 mod people;
 #[path = "api/problems.rs"]
 mod problems;
+#[path = "api/rate_limits.rs"]
+mod rate_limits;
 #[path = "api/spec.rs"]
 mod spec;
 #[path = "api/system.rs"]

@@ -188,7 +188,16 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let Some(auth) = req.data::<Arc<Authenticator>>() else {
         return Err(Problem::internal().into());
     };
-    let principal = auth.authenticate(&bearer.token).await?;
+    // The rate-limit middleware verified this credential already (see `crate::limits`).
+    let verified = req
+        .extensions()
+        .get::<crate::limits::Authenticated>()
+        .filter(|done| done.token == bearer.token)
+        .map(|done| done.result.clone());
+    let principal = match verified {
+        Some(result) => result?,
+        None => auth.authenticate(&bearer.token).await?,
+    };
     tracing::Span::current().record("tenant", tracing::field::display(principal.ctx.tenant()));
     if let Some(meta) = req.extensions().get::<crate::middleware::RequestMeta>() {
         meta.set_tenant(principal.ctx.tenant());

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::auth::{BearerAuth, Scope};
 use crate::http::{JsonBody, idempotent, if_match_version};
+use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
@@ -201,6 +202,9 @@ fn location(id: Uuid) -> String {
 
 #[OpenApi(prefix_path = "/v1", tag = "Tag::Accounts")]
 impl AccountsApi {
+    /// Price of `create_account` (see [`crate::limits`]): a write.
+    pub const CREATE_ACCOUNT: Operation = Operation::write("create_account");
+
     /// Create an account
     ///
     /// Send an `Idempotency-Key` to retry safely: the same key with the same body returns
@@ -209,12 +213,14 @@ impl AccountsApi {
     async fn create_account(
         &self,
         #[oai(scope = "Scope::AccountsWrite")] auth: BearerAuth,
+        req: &Request,
         /// A unique key (e.g. a UUID) making retries of this request safe, for 24 hours.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AccountCreate>,
     ) -> Result<Created<Account>, ApiError<CreateErrors>> {
         let principal = auth.require(Scope::AccountsWrite)?;
+        let _charge = Self::CREATE_ACCOUNT.charge(req).await?;
         let db = self.state.tenant(principal);
         let input = body.value.into();
         let out = idempotent(
@@ -230,6 +236,9 @@ impl AccountsApi {
         Ok(Created::new(out.value, location, version, out.replayed))
     }
 
+    /// Price of `get_account` (see [`crate::limits`]): 1, and 0 on a 304.
+    pub const GET_ACCOUNT: Operation = Operation::conditional_read("get_account");
+
     /// Get an account
     ///
     /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
@@ -238,6 +247,7 @@ impl AccountsApi {
     async fn get_account(
         &self,
         #[oai(scope = "Scope::AccountsRead")] auth: BearerAuth,
+        req: &Request,
         /// The account's id.
         id: Path<Uuid>,
         /// An ETag from an earlier response.
@@ -245,10 +255,18 @@ impl AccountsApi {
         if_none_match: Header<Option<String>>,
     ) -> Result<Fetched<Account>, ApiError<ReadErrors>> {
         let principal = auth.require(Scope::AccountsRead)?;
+        let charge = Self::GET_ACCOUNT.charge(req).await?;
         let account = Account::from(accounts::get(&self.state.tenant(principal), id.0).await?);
         let version = account.version;
-        Ok(Fetched::new(account, version, if_none_match.0.as_deref()))
+        let fetched = Fetched::new(account, version, if_none_match.0.as_deref());
+        if fetched.is_not_modified() {
+            charge.refund().await;
+        }
+        Ok(fetched)
     }
+
+    /// Price of `list_accounts` (see [`crate::limits`]): a page; deep offset pages cost more.
+    pub const LIST_ACCOUNTS: Operation = Operation::offset_page("list_accounts");
 
     /// List accounts
     ///
@@ -283,6 +301,9 @@ impl AccountsApi {
         name_prefix: Query<Option<String>>,
     ) -> Result<Listed<AccountList>, ApiError<ListErrors>> {
         let principal = auth.require(Scope::AccountsRead)?;
+        let charge = Self::LIST_ACCOUNTS
+            .charge_page(req, limit.0, page.0)
+            .await?;
         let filter = AccountFilter {
             domain: domain.0,
             name_prefix: name_prefix.0,
@@ -302,7 +323,16 @@ impl AccountsApi {
             page: page.0,
         };
         let db = self.state.tenant(principal);
-        let listing = match params.plan(&self.state, principal, "list_accounts", &bound)? {
+        let plan = params.plan(&self.state, principal, "list_accounts", &bound)?;
+        // An empty sync page costs nothing: polling for changes should stay cheap.
+        let sync = matches!(
+            plan,
+            Plan::Keyset {
+                sort: Sort::UpdatedAt,
+                ..
+            }
+        );
+        let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
                 req.uri(),
                 accounts::list_offset(&db, &filter, &request).await?,
@@ -326,8 +356,14 @@ impl AccountsApi {
                 )
             }
         };
+        if sync && listing.data.is_empty() {
+            charge.refund().await;
+        }
         Ok(AccountList::from_listing(listing))
     }
+
+    /// Price of `update_account` (see [`crate::limits`]): a write.
+    pub const UPDATE_ACCOUNT: Operation = Operation::write("update_account");
 
     /// Update an account
     ///
@@ -341,6 +377,7 @@ impl AccountsApi {
     async fn update_account(
         &self,
         #[oai(scope = "Scope::AccountsWrite")] auth: BearerAuth,
+        req: &Request,
         /// The account's id.
         id: Path<Uuid>,
         /// The ETag the change is based on.
@@ -349,6 +386,7 @@ impl AccountsApi {
         body: JsonBody<AccountUpdate>,
     ) -> Result<Updated<Account>, ApiError<UpdateErrors>> {
         let principal = auth.require(Scope::AccountsWrite)?;
+        let _charge = Self::UPDATE_ACCOUNT.charge(req).await?;
         let expected = if_match_version(if_match.0.as_deref())?;
         let patch = accounts::AccountPatch::try_from(body.value)?;
         let account = Account::from(
@@ -357,6 +395,9 @@ impl AccountsApi {
         let version = account.version;
         Ok(Updated::new(account, version))
     }
+
+    /// Price of `delete_account` (see [`crate::limits`]): a write.
+    pub const DELETE_ACCOUNT: Operation = Operation::write("delete_account");
 
     /// Delete an account
     ///
@@ -370,6 +411,7 @@ impl AccountsApi {
     async fn delete_account(
         &self,
         #[oai(scope = "Scope::AccountsWrite")] auth: BearerAuth,
+        req: &Request,
         /// The account's id.
         id: Path<Uuid>,
         /// The ETag the deletion is based on.
@@ -377,6 +419,7 @@ impl AccountsApi {
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError<DeleteErrors>> {
         let principal = auth.require(Scope::AccountsWrite)?;
+        let _charge = Self::DELETE_ACCOUNT.charge(req).await?;
         let expected = if_match_version(if_match.0.as_deref())?;
         accounts::delete(&self.state.tenant(principal), id.0, expected).await?;
         Ok(Deleted::NoContent)

@@ -20,6 +20,7 @@ use super::{
 use crate::auth::{BearerAuth, Scope};
 use crate::cursor::Binding;
 use crate::http::{JsonBody, idempotent, if_match_version, link_next};
+use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
@@ -278,6 +279,9 @@ fn location(id: Uuid) -> String {
 
 #[OpenApi(prefix_path = "/v1", tag = "Tag::Activities")]
 impl ActivitiesApi {
+    /// Price of `create_activity` (see [`crate::limits`]): a write.
+    pub const CREATE_ACTIVITY: Operation = Operation::write("create_activity");
+
     /// Log an activity
     ///
     /// Send an `Idempotency-Key` to retry safely: the same key with the same body returns
@@ -290,12 +294,14 @@ impl ActivitiesApi {
     async fn create_activity(
         &self,
         #[oai(scope = "Scope::ActivitiesWrite")] auth: BearerAuth,
+        req: &Request,
         /// A unique key (e.g. a UUID) making retries of this request safe, for 24 hours.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<ActivityCreate>,
     ) -> Result<Created<Activity>, ApiError<CreateErrors>> {
         let principal = auth.require(Scope::ActivitiesWrite)?;
+        let _charge = Self::CREATE_ACTIVITY.charge(req).await?;
         let db = self.state.tenant(principal);
         let b = body.value;
         let input = activities::ActivityCreate {
@@ -319,6 +325,9 @@ impl ActivitiesApi {
         Ok(Created::new(out.value, location, version, out.replayed))
     }
 
+    /// Price of `get_activity` (see [`crate::limits`]): 1, and 0 on a 304.
+    pub const GET_ACTIVITY: Operation = Operation::conditional_read("get_activity");
+
     /// Get an activity
     ///
     /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
@@ -331,6 +340,7 @@ impl ActivitiesApi {
     async fn get_activity(
         &self,
         #[oai(scope = "Scope::ActivitiesRead")] auth: BearerAuth,
+        req: &Request,
         /// The activity's id.
         id: Path<Uuid>,
         /// An ETag from an earlier response.
@@ -338,10 +348,18 @@ impl ActivitiesApi {
         if_none_match: Header<Option<String>>,
     ) -> Result<Fetched<Activity>, ApiError<ReadErrors>> {
         let principal = auth.require(Scope::ActivitiesRead)?;
+        let charge = Self::GET_ACTIVITY.charge(req).await?;
         let activity = Activity::from(activities::get(&self.state.tenant(principal), id.0).await?);
         let version = activity.version;
-        Ok(Fetched::new(activity, version, if_none_match.0.as_deref()))
+        let fetched = Fetched::new(activity, version, if_none_match.0.as_deref());
+        if fetched.is_not_modified() {
+            charge.refund().await;
+        }
+        Ok(fetched)
     }
+
+    /// Price of `list_activities` (see [`crate::limits`]): a page; deep offset pages cost more.
+    pub const LIST_ACTIVITIES: Operation = Operation::offset_page("list_activities");
 
     /// List activities
     ///
@@ -380,6 +398,9 @@ impl ActivitiesApi {
         occurred_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<Listed<ActivityList>, ApiError<ListErrors>> {
         let principal = auth.require(Scope::ActivitiesRead)?;
+        let charge = Self::LIST_ACTIVITIES
+            .charge_page(req, limit.0, page.0)
+            .await?;
         let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
         let params = ListParams {
             limit: limit.0,
@@ -389,7 +410,16 @@ impl ActivitiesApi {
             page: page.0,
         };
         let db = self.state.tenant(principal);
-        let listing = match params.plan(&self.state, principal, "list_activities", &bound)? {
+        let plan = params.plan(&self.state, principal, "list_activities", &bound)?;
+        // An empty sync page costs nothing: polling for changes should stay cheap.
+        let sync = matches!(
+            plan,
+            Plan::Keyset {
+                sort: Sort::UpdatedAt,
+                ..
+            }
+        );
+        let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
                 req.uri(),
                 activities::list_offset(&db, &filter, &request).await?,
@@ -413,8 +443,14 @@ impl ActivitiesApi {
                 )
             }
         };
+        if sync && listing.data.is_empty() {
+            charge.refund().await;
+        }
         Ok(ActivityList::from_listing(listing))
     }
+
+    /// Price of `list_activity_feed` (see [`crate::limits`]): a list page.
+    pub const LIST_ACTIVITY_FEED: Operation = Operation::page("list_activity_feed");
 
     /// The activity feed
     ///
@@ -448,6 +484,9 @@ impl ActivitiesApi {
         occurred_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<Listed<FeedPage>, ApiError<ListErrors>> {
         let principal = auth.require(Scope::ActivitiesRead)?;
+        let _charge = Self::LIST_ACTIVITY_FEED
+            .charge_page(req, limit.0, None)
+            .await?;
         let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
         let binding = Binding::new("list_activity_feed", &principal.ctx().tenant(), &bound);
         let before = match &cursor.0 {
@@ -473,6 +512,9 @@ impl ActivitiesApi {
         }))
     }
 
+    /// Price of `update_activity` (see [`crate::limits`]): a write.
+    pub const UPDATE_ACTIVITY: Operation = Operation::write("update_activity");
+
     /// Update an activity
     ///
     /// Send the ETag you have in `If-Match` to update only if nobody changed the activity
@@ -485,6 +527,7 @@ impl ActivitiesApi {
     async fn update_activity(
         &self,
         #[oai(scope = "Scope::ActivitiesWrite")] auth: BearerAuth,
+        req: &Request,
         /// The activity's id.
         id: Path<Uuid>,
         /// The ETag the change is based on.
@@ -493,6 +536,7 @@ impl ActivitiesApi {
         body: JsonBody<ActivityUpdate>,
     ) -> Result<Updated<Activity>, ApiError<UpdateErrors>> {
         let principal = auth.require(Scope::ActivitiesWrite)?;
+        let _charge = Self::UPDATE_ACTIVITY.charge(req).await?;
         let expected = if_match_version(if_match.0.as_deref())?;
         let patch = activities::ActivityPatch::try_from(body.value)?;
         let activity = Activity::from(
@@ -501,6 +545,9 @@ impl ActivitiesApi {
         let version = activity.version;
         Ok(Updated::new(activity, version))
     }
+
+    /// Price of `delete_activity` (see [`crate::limits`]): a write.
+    pub const DELETE_ACTIVITY: Operation = Operation::write("delete_activity");
 
     /// Delete an activity
     ///
@@ -514,6 +561,7 @@ impl ActivitiesApi {
     async fn delete_activity(
         &self,
         #[oai(scope = "Scope::ActivitiesWrite")] auth: BearerAuth,
+        req: &Request,
         /// The activity's id.
         id: Path<Uuid>,
         /// The ETag the deletion is based on.
@@ -521,6 +569,7 @@ impl ActivitiesApi {
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError<DeleteErrors>> {
         let principal = auth.require(Scope::ActivitiesWrite)?;
+        let _charge = Self::DELETE_ACTIVITY.charge(req).await?;
         let expected = if_match_version(if_match.0.as_deref())?;
         activities::delete(&self.state.tenant(principal), id.0, expected).await?;
         Ok(Deleted::NoContent)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::identity;
+use poem::Request;
 use poem::http::StatusCode;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use super::{Tag, list_envelope};
 use crate::auth::{BearerAuth, Scope, api_key};
 use crate::http::JsonBody;
+use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, FieldProblem, ListErrors, Problem, kind,
 };
@@ -143,6 +145,9 @@ const PREFIX_ATTEMPTS: usize = 3;
 
 #[OpenApi(prefix_path = "/v1", tag = "Tag::ApiKeys")]
 impl ApiKeysApi {
+    /// Price of `create_api_key` (see [`crate::limits`]): a write.
+    pub const CREATE_API_KEY: Operation = Operation::write("create_api_key");
+
     /// Create an API key
     ///
     /// Returns the secret once. A key can grant only scopes its creator holds. Not
@@ -152,9 +157,11 @@ impl ApiKeysApi {
     async fn create_api_key(
         &self,
         #[oai(scope = "Scope::ApiKeysWrite")] auth: BearerAuth,
+        req: &Request,
         body: JsonBody<ApiKeyCreate>,
     ) -> Result<KeyCreated, ApiError<CreateErrors>> {
         let principal = auth.require(Scope::ApiKeysWrite)?;
+        let _charge = Self::CREATE_API_KEY.charge(req).await?;
         let input = body.value;
         let mut errors = Vec::new();
         for (i, name) in input.scopes.iter().enumerate() {
@@ -210,6 +217,10 @@ impl ApiKeysApi {
         .into())
     }
 
+    /// Price of `list_api_keys` (see [`crate::limits`]): a read (the list is short and
+    /// unpaginated).
+    pub const LIST_API_KEYS: Operation = Operation::read("list_api_keys");
+
     /// List API keys
     ///
     /// Every key of your tenant, revoked ones included, oldest first. Secrets are never
@@ -218,8 +229,10 @@ impl ApiKeysApi {
     async fn list_api_keys(
         &self,
         #[oai(scope = "Scope::ApiKeysRead")] auth: BearerAuth,
+        req: &Request,
     ) -> Result<super::Listed<ApiKeyList>, ApiError<ListErrors>> {
         let principal = auth.require(Scope::ApiKeysRead)?;
+        let _charge = Self::LIST_API_KEYS.charge(req).await?;
         let keys = identity::list_api_keys(&self.state.tenant(principal)).await?;
         let data = keys.into_iter().map(ApiKey::from).collect();
         Ok(ApiKeyList::from_listing(super::Listing {
@@ -229,6 +242,9 @@ impl ApiKeysApi {
             link: None,
         }))
     }
+
+    /// Price of `revoke_api_key` (see [`crate::limits`]): a write.
+    pub const REVOKE_API_KEY: Operation = Operation::write("revoke_api_key");
 
     /// Revoke an API key
     ///
@@ -242,10 +258,12 @@ impl ApiKeysApi {
     async fn revoke_api_key(
         &self,
         #[oai(scope = "Scope::ApiKeysWrite")] auth: BearerAuth,
+        req: &Request,
         /// The key's id.
         id: Path<Uuid>,
     ) -> Result<KeyRevoked, ApiError<DeleteErrors>> {
         let principal = auth.require(Scope::ApiKeysWrite)?;
+        let _charge = Self::REVOKE_API_KEY.charge(req).await?;
         let key = identity::revoke_api_key(&self.state.tenant(principal), id.0).await?;
         self.state.auth.forget_key(key.id);
         Ok(KeyRevoked::Ok(Json(key.into())))

@@ -102,6 +102,11 @@ pub enum Fetched<T: ToJSON> {
 }
 
 impl<T: ToJSON> Fetched<T> {
+    /// Whether this is the 304 (which costs nothing).
+    pub fn is_not_modified(&self) -> bool {
+        matches!(self, Self::NotModified(_))
+    }
+
     /// 200 with the body, or 304 when `if_none_match` names `version`.
     pub fn new(value: T, version: i64, if_none_match: Option<&str>) -> Self {
         if crate::http::none_match(if_none_match, version) {
@@ -259,6 +264,8 @@ pub struct Listing<T> {
 
 /// The default page size.
 pub const DEFAULT_LIMIT: u64 = domain::pagination::DEFAULT_LIMIT;
+/// The largest page size.
+pub const MAX_LIMIT: u64 = domain::pagination::MAX_LIMIT;
 
 impl ListParams {
     /// Turns the parameters into a plan, checking that they fit together and that the

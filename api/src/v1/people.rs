@@ -17,6 +17,7 @@ use super::{
 };
 use crate::auth::{BearerAuth, Scope};
 use crate::http::{JsonBody, idempotent, if_match_version};
+use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
@@ -300,6 +301,9 @@ fn location(id: Uuid) -> String {
 
 #[OpenApi(prefix_path = "/v1", tag = "Tag::People")]
 impl PeopleApi {
+    /// Price of `create_person` (see [`crate::limits`]): a write.
+    pub const CREATE_PERSON: Operation = Operation::write("create_person");
+
     /// Create a person
     ///
     /// Send an `Idempotency-Key` to retry safely: the same key with the same body returns
@@ -308,12 +312,14 @@ impl PeopleApi {
     async fn create_person(
         &self,
         #[oai(scope = "Scope::PeopleWrite")] auth: BearerAuth,
+        req: &Request,
         /// A unique key (e.g. a UUID) making retries of this request safe, for 24 hours.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<PersonCreate>,
     ) -> Result<Created<Person>, ApiError<CreateErrors>> {
         let principal = auth.require(Scope::PeopleWrite)?;
+        let _charge = Self::CREATE_PERSON.charge(req).await?;
         let db = self.state.tenant(principal);
         let input = body.value.into();
         let out = idempotent(
@@ -329,6 +335,9 @@ impl PeopleApi {
         Ok(Created::new(out.value, location, version, out.replayed))
     }
 
+    /// Price of `get_person` (see [`crate::limits`]): 1, and 0 on a 304.
+    pub const GET_PERSON: Operation = Operation::conditional_read("get_person");
+
     /// Get a person
     ///
     /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
@@ -337,6 +346,7 @@ impl PeopleApi {
     async fn get_person(
         &self,
         #[oai(scope = "Scope::PeopleRead")] auth: BearerAuth,
+        req: &Request,
         /// The person's id.
         id: Path<Uuid>,
         /// An ETag from an earlier response.
@@ -344,10 +354,18 @@ impl PeopleApi {
         if_none_match: Header<Option<String>>,
     ) -> Result<Fetched<Person>, ApiError<ReadErrors>> {
         let principal = auth.require(Scope::PeopleRead)?;
+        let charge = Self::GET_PERSON.charge(req).await?;
         let person = Person::from(people::get(&self.state.tenant(principal), id.0).await?);
         let version = person.version;
-        Ok(Fetched::new(person, version, if_none_match.0.as_deref()))
+        let fetched = Fetched::new(person, version, if_none_match.0.as_deref());
+        if fetched.is_not_modified() {
+            charge.refund().await;
+        }
+        Ok(fetched)
     }
+
+    /// Price of `list_people` (see [`crate::limits`]): a page; deep offset pages cost more.
+    pub const LIST_PEOPLE: Operation = Operation::offset_page("list_people");
 
     /// List people
     ///
@@ -387,6 +405,7 @@ impl PeopleApi {
         include_account_name: Query<Option<bool>>,
     ) -> Result<Listed<PersonList>, ApiError<ListErrors>> {
         let principal = auth.require(Scope::PeopleRead)?;
+        let charge = Self::LIST_PEOPLE.charge_page(req, limit.0, page.0).await?;
         let with_names = include_account_name.0.unwrap_or(false);
         if with_names && page.0.is_some() {
             return Err(Problem::invalid_parameter(
@@ -420,7 +439,16 @@ impl PeopleApi {
             page: page.0,
         };
         let db = self.state.tenant(principal);
-        let listing = match params.plan(&self.state, principal, "list_people", &bound)? {
+        let plan = params.plan(&self.state, principal, "list_people", &bound)?;
+        // An empty sync page costs nothing: polling for changes should stay cheap.
+        let sync = matches!(
+            plan,
+            Plan::Keyset {
+                sort: Sort::UpdatedAt,
+                ..
+            }
+        );
+        let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
                 req.uri(),
                 people::list_offset(&db, &filter, &request).await?,
@@ -462,8 +490,14 @@ impl PeopleApi {
                 )
             }
         };
+        if sync && listing.data.is_empty() {
+            charge.refund().await;
+        }
         Ok(PersonList::from_listing(listing))
     }
+
+    /// Price of `update_person` (see [`crate::limits`]): a write.
+    pub const UPDATE_PERSON: Operation = Operation::write("update_person");
 
     /// Update a person
     ///
@@ -473,6 +507,7 @@ impl PeopleApi {
     async fn update_person(
         &self,
         #[oai(scope = "Scope::PeopleWrite")] auth: BearerAuth,
+        req: &Request,
         /// The person's id.
         id: Path<Uuid>,
         /// The ETag the change is based on.
@@ -481,6 +516,7 @@ impl PeopleApi {
         body: JsonBody<PersonUpdate>,
     ) -> Result<Updated<Person>, ApiError<UpdateErrors>> {
         let principal = auth.require(Scope::PeopleWrite)?;
+        let _charge = Self::UPDATE_PERSON.charge(req).await?;
         let expected = if_match_version(if_match.0.as_deref())?;
         let patch = people::PersonPatch::try_from(body.value)?;
         let person = Person::from(
@@ -489,6 +525,9 @@ impl PeopleApi {
         let version = person.version;
         Ok(Updated::new(person, version))
     }
+
+    /// Price of `delete_person` (see [`crate::limits`]): a write.
+    pub const DELETE_PERSON: Operation = Operation::write("delete_person");
 
     /// Delete a person
     ///
@@ -502,6 +541,7 @@ impl PeopleApi {
     async fn delete_person(
         &self,
         #[oai(scope = "Scope::PeopleWrite")] auth: BearerAuth,
+        req: &Request,
         /// The person's id.
         id: Path<Uuid>,
         /// The ETag the deletion is based on.
@@ -509,6 +549,7 @@ impl PeopleApi {
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError<DeleteErrors>> {
         let principal = auth.require(Scope::PeopleWrite)?;
+        let _charge = Self::DELETE_PERSON.charge(req).await?;
         let expected = if_match_version(if_match.0.as_deref())?;
         people::delete(&self.state.tenant(principal), id.0, expected).await?;
         Ok(Deleted::NoContent)

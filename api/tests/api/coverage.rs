@@ -5,7 +5,9 @@
 //!   scope is the enforced one);
 //! - tenant B cannot reach tenant A's resources: 404 by id, absent from lists, a
 //!   reference to them refused as not found;
-//! - tenant A itself succeeds (so B's 404 is not vacuous).
+//! - tenant A itself succeeds (so B's 404 is not vacuous), charged the cost the spec
+//!   publishes for the operation (`x-rate-limit-cost` = `X-RateLimit-Cost`), which proves
+//!   each handler charges its own declared price.
 //!
 //! A new operation without a case makes this test fail, naming it.
 
@@ -173,6 +175,8 @@ struct Operation {
     id: String,
     method: Method,
     scope: Scope,
+    /// `x-rate-limit-cost`: what a call with default parameters costs.
+    cost: u64,
 }
 
 fn operations(spec: &Value) -> Vec<Operation> {
@@ -194,7 +198,15 @@ fn operations(spec: &Value) -> Vec<Operation> {
             let scope = Scope::parse(scopes[0])
                 .unwrap_or_else(|| panic!("{id}: unknown scope {}", scopes[0]));
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            ops.push(Operation { id, method, scope });
+            let cost = op["x-rate-limit-cost"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{id} publishes no x-rate-limit-cost"));
+            ops.push(Operation {
+                id,
+                method,
+                scope,
+                cost,
+            });
         }
     }
     ops
@@ -275,6 +287,17 @@ async fn every_operation_is_401_without_credentials_403_without_its_scope_and_40
 
             let as_a = send(Some(&a.token)).await.expect("sent");
             let status = as_a.status().as_u16();
+            let charged = as_a
+                .headers()
+                .get("x-ratelimit-cost")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            assert_eq!(
+                charged,
+                Some(op.cost),
+                "{}: charged differently from its published x-rate-limit-cost",
+                op.id
+            );
             assert!(
                 (200..300).contains(&status),
                 "{}: A itself got {status}: {}",

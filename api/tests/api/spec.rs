@@ -156,8 +156,8 @@ fn the_spec_has_a_license_examples_and_the_problem_schema() {
     }
     assert_eq!(
         schemas["Problem"]["required"],
-        serde_json::json!(["type", "title", "status", "errors"]),
-        "the RFC 9457 members plus errors"
+        serde_json::json!(["type", "title", "status", "errors", "violated-policies"]),
+        "the RFC 9457 members plus errors and the rate-limit draft's violated-policies"
     );
 }
 

@@ -114,7 +114,55 @@ pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Setti
     }
 }
 
+/// Another server instance over the same database (and settings), as behind a load
+/// balancer; stopped when dropped.
+pub struct Instance {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Its state (its own limiter).
+    pub state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 impl TestApp {
+    /// Starts another instance of this server: same database and settings, its own state
+    /// (so its own in-process limiter, or the same Redis when `REDIS_URL` is configured).
+    pub async fn another_instance(&self) -> Instance {
+        let state = Arc::new(
+            AppState::new(
+                self.db.db().clone(),
+                Arc::new(TestUnscoped(self.db.clone())),
+                self.state.settings.clone(),
+            )
+            .expect("state builds"),
+        );
+        let bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind port 0");
+        let base = format!("http://{}", bound.addr);
+        let (tx, rx) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        tokio::spawn(async move {
+            let _ = api::server::serve(bound, server_state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Instance {
+            base,
+            state,
+            shutdown: Some(tx),
+        }
+    }
+
     /// A new tenant (slug made unique from `hint`) with its admin and a full token.
     pub async fn tenant(&self, hint: &str) -> TestTenant {
         let slug = format!("{hint}-{}", &Uuid::now_v7().simple().to_string()[24..]);
@@ -294,6 +342,15 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The value of header `name` of `resp` (empty when absent).
+pub fn header(resp: &Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The string at `value[key]`.
