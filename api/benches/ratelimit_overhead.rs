@@ -11,6 +11,24 @@
 //! to each server in turn (rotating which goes first), round after round, and prints each
 //! server's percentiles and the p50 difference to the disabled one: the same conditions
 //! for all three.
+//!
+//! Wall-clock numbers on a shared 2-core machine move by several µs from run to run, so the
+//! bench also has a repeatable measure: with `RATELIMIT_OVERHEAD_CALLS=N` it skips all of
+//! the above and calls the app `N` times in-process (no sockets, one thread) on the server
+//! named by `RATELIMIT_OVERHEAD_SERVER` (`disabled` or `in-process`), for an instruction
+//! count under callgrind — or, with `RATELIMIT_OVERHEAD_TRANSPORT=http`, sends the `N`
+//! requests over loopback HTTP with the bench's client (so the count includes writing and
+//! parsing the extra response fields). Two counts with different `N` cancel the setup:
+//!
+//! ```sh
+//! cargo bench -p api --bench ratelimit_overhead --no-run   # prints the binary's path
+//! for server in disabled in-process; do for n in 500 2500; do
+//!   RATELIMIT_OVERHEAD_CALLS=$n RATELIMIT_OVERHEAD_SERVER=$server \
+//!     valgrind --tool=callgrind --callgrind-out-file=cg.$server.$n <binary> --bench
+//! done; done
+//! # instructions per request: (Ir(2500) - Ir(500)) / 2000, per server; the limiter's
+//! # overhead is the in-process figure minus the disabled one.
+//! ```
 #![allow(missing_docs)]
 
 use std::sync::Arc;
@@ -55,7 +73,51 @@ async fn serve(db: &Arc<TestDb>, settings: Settings) -> String {
     base
 }
 
+/// A migrated database with one tenant, and an all-scopes user token for it.
+async fn fixture() -> (Arc<TestDb>, Settings, String) {
+    let db = Arc::new(TestDb::new(&Backend::Sqlite).await.expect("database"));
+    api::bootstrap::migrate(&db.connected.unscoped)
+        .await
+        .expect("migrations");
+    let base = Settings::for_tests("sqlite::memory:");
+    let tenant = identity::create_tenant(
+        &db.connected.unscoped,
+        TenantCreate {
+            slug: "bench".to_owned(),
+            name: "Bench".to_owned(),
+            plan: None,
+            admin_email: "admin@bench.test".to_owned(),
+            admin_name: "Admin".to_owned(),
+        },
+    )
+    .await
+    .expect("tenant");
+    let issuer = JwtIssuer::new(
+        base.jwt_secret.expose().as_bytes(),
+        &base.jwt_issuer,
+        &base.jwt_audience,
+    );
+    let token = issuer
+        .issue(
+            TenantId::from_uuid(tenant.tenant.id.as_uuid()),
+            TokenType::User,
+            &tenant.admin.id.to_string(),
+            &Scope::all_names(),
+            TimeDelta::hours(1),
+        )
+        .expect("token");
+    (db, base, token)
+}
+
 fn bench(c: &mut Criterion) {
+    if let Some(calls) = std::env::var("RATELIMIT_OVERHEAD_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let server = std::env::var("RATELIMIT_OVERHEAD_SERVER").unwrap_or_default();
+        in_process_calls(calls, &server);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -63,37 +125,7 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
     let (db, servers, path, token, client) = runtime.block_on(async {
-        let db = Arc::new(TestDb::new(&Backend::Sqlite).await.expect("database"));
-        api::bootstrap::migrate(&db.connected.unscoped)
-            .await
-            .expect("migrations");
-        let base = Settings::for_tests("sqlite::memory:");
-        let tenant = identity::create_tenant(
-            &db.connected.unscoped,
-            TenantCreate {
-                slug: "bench".to_owned(),
-                name: "Bench".to_owned(),
-                plan: None,
-                admin_email: "admin@bench.test".to_owned(),
-                admin_name: "Admin".to_owned(),
-            },
-        )
-        .await
-        .expect("tenant");
-        let issuer = JwtIssuer::new(
-            base.jwt_secret.expose().as_bytes(),
-            &base.jwt_issuer,
-            &base.jwt_audience,
-        );
-        let token = issuer
-            .issue(
-                TenantId::from_uuid(tenant.tenant.id.as_uuid()),
-                TokenType::User,
-                &tenant.admin.id.to_string(),
-                &Scope::all_names(),
-                TimeDelta::hours(1),
-            )
-            .expect("token");
+        let (db, base, token) = fixture().await;
 
         let mut servers = Vec::new();
         let mut disabled = base.clone();
@@ -164,6 +196,110 @@ fn bench(c: &mut Criterion) {
     // The database file goes when the servers are done with it.
     runtime.shutdown_background();
     drop(db);
+}
+
+/// `calls` requests to `server`'s app (`disabled` or `in-process`) without sockets, on one
+/// thread: the repeatable measure (see the module docs).
+fn in_process_calls(calls: usize, server: &str) {
+    use poem::Endpoint as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (db, mut settings, token) = fixture().await;
+        match server {
+            "disabled" => settings.rate_limit.enabled = false,
+            "in-process" => settings.rate_limit = RateLimitSettings::generous(),
+            other => panic!("RATELIMIT_OVERHEAD_SERVER={other:?}: use disabled or in-process"),
+        }
+        let state = Arc::new(
+            AppState::new(
+                db.db().clone(),
+                Arc::new(BenchUnscoped(db.clone())),
+                settings,
+            )
+            .expect("state"),
+        );
+        if std::env::var("RATELIMIT_OVERHEAD_TRANSPORT").is_ok_and(|t| t == "http") {
+            http_calls(calls, server, state, &token).await;
+            return;
+        }
+        let app = api::server::app(state);
+        let bearer = format!("Bearer {token}");
+        let request = |method: poem::http::Method, path: &str| {
+            poem::Request::builder()
+                .method(method)
+                .uri(path.parse().expect("uri"))
+                .header("authorization", bearer.as_str())
+        };
+        let created = app
+            .call(
+                request(poem::http::Method::POST, "/v1/accounts")
+                    .content_type("application/json")
+                    .body(r#"{"name":"Globex"}"#),
+            )
+            .await
+            .expect("create");
+        assert_eq!(created.status().as_u16(), 201);
+        let created: serde_json::Value =
+            serde_json::from_slice(&created.into_body().into_vec().await.expect("body"))
+                .expect("account");
+        let path = format!(
+            "/v1/accounts/{}",
+            created["id"].as_str().unwrap_or_default()
+        );
+        for _ in 0..calls {
+            let resp = app
+                .call(request(poem::http::Method::GET, &path).finish())
+                .await
+                .expect("get");
+            assert_eq!(resp.status().as_u16(), 200);
+            assert_eq!(
+                resp.headers().contains_key("ratelimit"),
+                server != "disabled"
+            );
+            std::hint::black_box(resp.into_body().into_vec().await.expect("body"));
+        }
+    });
+}
+
+/// `calls` requests to a server of `state` over loopback HTTP (see the module docs).
+async fn http_calls(calls: usize, server: &str, state: Arc<AppState>, token: &str) {
+    let bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let base = format!("http://{}", bound.addr);
+    tokio::spawn(api::server::serve(bound, state, std::future::pending()));
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": "Globex" }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("account");
+    let url = format!(
+        "{base}/v1/accounts/{}",
+        created["id"].as_str().unwrap_or_default()
+    );
+    for _ in 0..calls {
+        let resp = client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers().contains_key("ratelimit"),
+            server != "disabled"
+        );
+        std::hint::black_box(resp.bytes().await.expect("body"));
+    }
 }
 
 /// One request to each server in turn for `ROUNDS` rounds; prints the percentiles.

@@ -1,15 +1,14 @@
 //! Getting a database ready: connect (SQLite in WAL mode, or PostgreSQL), apply
-//! migrations, create the demo tenant on first start, and remember the tenants this
-//! installation created so `tenantry token --tenant <slug>` can find them.
+//! migrations, create the demo tenant on first start, and find a tenant by its slug (for
+//! `tenantry token --tenant <slug>` and the demo banner).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use domain::identity::{self, TenantCreate};
+use domain::identity::{self, Role, TenantCreate};
+use domain::pagination::PageRequest;
 use sea_orm_migration::MigratorTrait as _;
 use sea_orm_migration::sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use serde::{Deserialize, Serialize};
 use tenancy::{Actor, ConnectOptions, Connected, Db, TenantCtx, TenantId};
 use uuid::Uuid;
 
@@ -27,12 +26,9 @@ pub enum BootstrapError {
     /// A domain operation failed.
     #[error("{0}")]
     Domain(#[from] domain::Error),
-    /// A file could not be read or written.
+    /// The database file's directory could not be created.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// A file did not hold valid JSON.
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
 }
 
 type Result<T, E = BootstrapError> = std::result::Result<T, E>;
@@ -86,71 +82,53 @@ pub async fn migrate(unscoped: &tenancy::Unscoped) -> Result<()> {
     Ok(())
 }
 
-/// A tenant this installation created (demo or seed), as remembered in
-/// `<data dir>/tenants.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A tenant as the operator commands need it: its id and, to sign user tokens for, its
+/// first admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTenant {
     /// The tenant id.
     pub id: Uuid,
-    /// Its first admin user.
-    pub admin_id: Uuid,
+    /// Its oldest live admin user (`None` when it has none left).
+    pub admin_id: Option<Uuid>,
 }
 
-/// The slug → tenant registry in the data directory.
+/// The tenant with `slug`, looked up in the database, with its first admin; `None` when no
+/// tenant has that slug.
 ///
-/// Why a file: the domain has no lookup of a tenant by slug (only by a tenant handle),
-/// so the CLI remembers the tenants it created itself.
-#[derive(Debug)]
-pub struct Registry {
-    path: PathBuf,
-    tenants: BTreeMap<String, KnownTenant>,
-}
-
-impl Registry {
-    /// Loads the registry of `data_dir` (empty when there is none yet).
-    pub fn load(data_dir: &Path) -> Self {
-        let path = data_dir.join("tenants.json");
-        let tenants = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        Self { path, tenants }
-    }
-
-    /// The tenant with `slug`.
-    pub fn get(&self, slug: &str) -> Option<&KnownTenant> {
-        self.tenants.get(slug)
-    }
-
-    /// Remembers a tenant and writes the file.
-    ///
-    /// # Errors
-    /// When the file cannot be written.
-    pub fn insert(&mut self, slug: &str, tenant: KnownTenant) -> Result<()> {
-        self.tenants.insert(slug.to_owned(), tenant);
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&self.path, serde_json::to_vec_pretty(&self.tenants)?)?;
-        Ok(())
-    }
+/// # Errors
+/// When the database fails (or has not been migrated).
+pub async fn find_tenant(connected: &Connected, slug: &str) -> Result<Option<KnownTenant>> {
+    let Some(tenant) = identity::find_tenant_by_slug(&connected.unscoped, slug).await? else {
+        return Ok(None);
+    };
+    // Users come in id (UUIDv7, so creation) order: the tenant's first admin, made with
+    // it, leads the first page unless it was deleted.
+    let db = connected
+        .db
+        .tenant(&TenantCtx::new(tenant.id, Actor::System));
+    let users = identity::list_users(&db, &PageRequest::default()).await?;
+    let admin_id = users
+        .items
+        .iter()
+        .find(|user| user.role == Role::Admin)
+        .map(|user| user.id);
+    Ok(Some(KnownTenant {
+        id: tenant.id.as_uuid(),
+        admin_id,
+    }))
 }
 
 /// The demo tenant's slug.
 pub const DEMO_SLUG: &str = "acme";
 
-/// Creates the demo tenant `acme` with sample data, unless the registry knows it.
-/// Returns the demo tenant (new or known), or `None` when it exists in the database
-/// but not in the registry (then it cannot be found by slug).
+/// The demo tenant `acme`: found in the database, or created with sample data on the
+/// first start.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn ensure_demo(
-    connected: &Connected,
-    registry: &mut Registry,
-) -> Result<Option<KnownTenant>> {
-    if let Some(known) = registry.get(DEMO_SLUG) {
-        return Ok(Some(known.clone()));
+pub async fn ensure_demo(connected: &Connected) -> Result<KnownTenant> {
+    if let Some(known) = find_tenant(connected, DEMO_SLUG).await? {
+        return Ok(known);
     }
     let created = identity::create_tenant(
         &connected.unscoped,
@@ -165,22 +143,25 @@ pub async fn ensure_demo(
     .await;
     let new = match created {
         Ok(new) => new,
-        Err(domain::Error::Conflict { .. }) => return Ok(None),
+        // Another instance starting at the same time created it first.
+        Err(conflict @ domain::Error::Conflict { .. }) => {
+            return find_tenant(connected, DEMO_SLUG)
+                .await?
+                .ok_or_else(|| conflict.into());
+        }
         Err(e) => return Err(e.into()),
     };
-    let known = KnownTenant {
+    sample_data(&connected.db, new.tenant.id, new.admin.id).await?;
+    Ok(KnownTenant {
         id: new.tenant.id.as_uuid(),
-        admin_id: new.admin.id,
-    };
-    sample_data(&connected.db, &known).await?;
-    registry.insert(DEMO_SLUG, known.clone())?;
-    Ok(Some(known))
+        admin_id: Some(new.admin.id),
+    })
 }
 
 /// A few accounts, people and activities, so the demo has something to list.
-async fn sample_data(db: &Db, tenant: &KnownTenant) -> Result<()> {
+async fn sample_data(db: &Db, tenant: TenantId, admin_id: Uuid) -> Result<()> {
     use domain::{accounts, activities, people};
-    let ctx = TenantCtx::new(TenantId::from_uuid(tenant.id), Actor::System);
+    let ctx = TenantCtx::new(tenant, Actor::System);
     let txn = db.tenant(&ctx).begin().await?;
     let companies = [
         ("Globex", "globex.com"),
@@ -199,7 +180,7 @@ async fn sample_data(db: &Db, tenant: &KnownTenant) -> Result<()> {
             accounts::AccountCreate {
                 name: (*company).to_owned(),
                 domain: Some((*domain_name).to_owned()),
-                owner_id: Some(tenant.admin_id),
+                owner_id: Some(admin_id),
                 custom_fields: Some(
                     serde_json::json!({ "tier": if i == 0 { "gold" } else { "silver" } }),
                 ),
@@ -224,7 +205,7 @@ async fn sample_data(db: &Db, tenant: &KnownTenant) -> Result<()> {
                 &txn,
                 activities::ActivityCreate {
                     person_id: person.id,
-                    user_id: Some(tenant.admin_id),
+                    user_id: Some(admin_id),
                     kind: activities::ActivityKind::Call,
                     subject: format!("Intro call with {first}"),
                     body: None,

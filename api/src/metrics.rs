@@ -16,6 +16,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
+    /// Requests shed (503) by admission control because the server was overloaded.
+    shed: IntCounter,
     /// Requests refused by a rate limit, by violated policy (`tenant`, `credential`, `ip`).
     rate_limited: IntCounterVec,
     /// Decisions the in-process limiter made because Redis failed or was slow.
@@ -53,6 +55,10 @@ impl Metrics {
             &["operation"],
         )?;
         let in_flight = IntGauge::new("http_requests_in_flight", "Requests being served")?;
+        let shed = IntCounter::new(
+            "http_requests_shed_total",
+            "Requests shed with 503 because too many were in flight and queued",
+        )?;
         let rate_limited = IntCounterVec::new(
             Opts::new(
                 "rate_limited_total",
@@ -75,6 +81,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(limiter_fallbacks.clone()))?;
         registry.register(Box::new(limiter_redis_failures.clone()))?;
@@ -84,12 +91,18 @@ impl Metrics {
             requests,
             duration,
             in_flight,
+            shed,
             rate_limited,
             limiter_fallbacks,
             limiter_redis_failures,
             limiter_redis_up,
             observing: std::sync::Arc::default(),
         })
+    }
+
+    /// A request was shed by admission control.
+    pub fn shed(&self) {
+        self.shed.inc();
     }
 
     /// A request was refused by the rate-limit `policy`.

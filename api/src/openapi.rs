@@ -110,7 +110,62 @@ fn post_process(mut spec: Value) -> Value {
     if let Some(components) = spec.get_mut("components").and_then(Value::as_object_mut) {
         components.insert("headers".to_owned(), rate_limit_headers());
     }
+    type_nullable_refs(&mut spec);
     spec
+}
+
+/// poem-openapi describes an optional field of a named type (an `Option<Stage>` with a
+/// doc comment) as `allOf: [{$ref}, {description, nullable}]` plus `nullable`, with no
+/// `type` beside either `nullable` — which OpenAPI 3.0 ignores (`nullable` only widens an
+/// explicit `type`) and linters reject. Rewritten as `allOf: [{$ref}]` with the
+/// referenced schema's `type` beside `nullable: true`, which generators read as
+/// `Stage | null`.
+fn type_nullable_refs(spec: &mut Value) {
+    let types: serde_json::Map<String, Value> = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| {
+            schemas
+                .iter()
+                .filter_map(|(name, schema)| {
+                    let ty = schema.get("type")?.clone();
+                    Some((format!("#/components/schemas/{name}"), ty))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for property in schemas
+        .values_mut()
+        .filter_map(|schema| schema.get_mut("properties"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|properties| properties.values_mut())
+        .filter_map(Value::as_object_mut)
+    {
+        let nullable = property.get("nullable") == Some(&Value::Bool(true));
+        if !nullable || property.contains_key("type") {
+            continue;
+        }
+        let Some(all_of) = property.get_mut("allOf").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let Some(ty) = all_of
+            .first()
+            .and_then(|first| first.get("$ref"))
+            .and_then(Value::as_str)
+            .and_then(|reference| types.get(reference))
+            .cloned()
+        else {
+            continue;
+        };
+        all_of.truncate(1);
+        property.insert("type".to_owned(), ty);
+    }
 }
 
 /// `x-rate-limit-cost` (and `x-rate-limit-cost-rule`) on `operation`, and the rate-limit
@@ -258,6 +313,39 @@ pub fn docs_html(service: &OpenApiService<v1::Api, ()>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nullable_refs_get_a_type_beside_nullable() {
+        let spec = serde_json::json!({"components": {"schemas": {
+            "Stage": {"type": "string", "enum": ["lead"]},
+            "Body": {"type": "object", "properties": {
+                "stage": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Stage"},
+                        {"description": "d", "nullable": true}
+                    ],
+                    "description": "d",
+                    "nullable": true
+                },
+                "required_stage": {"$ref": "#/components/schemas/Stage"}
+            }}
+        }}});
+        let mut out = spec.clone();
+        type_nullable_refs(&mut out);
+        assert_eq!(
+            out["components"]["schemas"]["Body"]["properties"]["stage"],
+            serde_json::json!({
+                "allOf": [{"$ref": "#/components/schemas/Stage"}],
+                "description": "d",
+                "nullable": true,
+                "type": "string"
+            })
+        );
+        assert_eq!(
+            out["components"]["schemas"]["Body"]["properties"]["required_stage"],
+            spec["components"]["schemas"]["Body"]["properties"]["required_stage"]
+        );
+    }
 
     #[test]
     fn header_names_get_their_usual_case() {

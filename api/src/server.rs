@@ -13,7 +13,7 @@ use poem::web::{CompressionAlgo, Data, Html};
 use poem::{Endpoint, EndpointExt as _, IntoResponse, Response, Route, Server, get, handler};
 
 use crate::limits::RateLimit;
-use crate::middleware::{BodyLimit, Edge, Problems, REQUEST_ID};
+use crate::middleware::{Admission, BodyLimit, Edge, Problems, REQUEST_ID};
 use crate::openapi;
 use crate::problem::{Problem, kind};
 use crate::state::AppState;
@@ -54,6 +54,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .with(Problems {
             timeout: settings.request_timeout,
         })
+        .with(Admission::new(settings.admission, state.metrics.clone()))
         .with_if(!origins.is_empty(), cors(&origins))
         .with(Edge {
             metrics: state.metrics.clone(),

@@ -4,13 +4,15 @@
 //! (SQLite under `./data`, bound to localhost); `TENANTRY_ENV=production` turns the
 //! missing-secret fallbacks into startup errors.
 
+use crate::middleware::AdmissionLimits;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ipnet::IpNet;
 use rand::RngCore as _;
 
 /// A secret value: never printed by `Debug` or `Display`, only read through
@@ -101,6 +103,12 @@ pub struct Settings {
     /// `TENANTRY_REQUEST_TIMEOUT_MS`: how long one request may take before it is abandoned
     /// with 503. Default 30000.
     pub request_timeout: Duration,
+    /// Overload protection (see [`crate::middleware::Admission`]):
+    /// `TENANTRY_MAX_IN_FLIGHT` requests served at once (default 64),
+    /// `TENANTRY_MAX_QUEUED` more waiting for a slot (default 512), each at most
+    /// `TENANTRY_QUEUE_TIMEOUT_MS` (default 1000); beyond that requests are shed at once
+    /// with 503 + `Retry-After`.
+    pub admission: AdmissionLimits,
     /// `TENANTRY_SYNC_SAFETY_WINDOW_MS`: in sync mode (`sort=updated_at`), rows changed less
     /// than this long ago are held back, so a transaction that committed late with an
     /// older `updated_at` is not skipped by a cursor that already moved past it. Must
@@ -123,7 +131,7 @@ pub struct Settings {
     /// limits (fail-open, logged and counted in `/metrics`) and returns to Redis when it
     /// answers again.
     pub redis_url: Option<Secret>,
-    /// Rate limits: quotas, window, Redis timeout.
+    /// Rate limits: quotas, window, Redis timeout, trusted proxies.
     pub rate_limit: RateLimitSettings,
 }
 
@@ -154,6 +162,13 @@ pub struct RateLimitSettings {
     /// `TENANTRY_RATE_LIMIT_KEY_PREFIX`: prepended to every Redis key, so deployments can
     /// share a Redis. Default `tenantry:`.
     pub key_prefix: String,
+    /// `TENANTRY_TRUSTED_PROXIES`: comma-separated addresses and CIDR blocks of the reverse
+    /// proxies / load balancers in front of the API, e.g. `10.0.0.0/8,192.0.2.10`. Only
+    /// for a request whose peer is one of them is the client address taken from
+    /// `X-Forwarded-For` (its right-most address that is not a trusted proxy); from any
+    /// other peer the header is ignored, so it cannot be forged. Default empty: the peer
+    /// address is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl RateLimitSettings {
@@ -171,6 +186,11 @@ impl RateLimitSettings {
             )?),
             key_prefix: lookup("TENANTRY_RATE_LIMIT_KEY_PREFIX")
                 .unwrap_or_else(|| "tenantry:".to_owned()),
+            trusted_proxies: match lookup("TENANTRY_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(raw) => parse_networks(&raw)
+                    .map_err(|reason| invalid("TENANTRY_TRUSTED_PROXIES", reason))?,
+            },
         })
     }
 
@@ -184,8 +204,25 @@ impl RateLimitSettings {
             window: Duration::from_secs(60),
             redis_timeout: Duration::from_millis(50),
             key_prefix: "tenantry:".to_owned(),
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// A comma-separated list of IP addresses (one host each) and CIDR blocks; blanks around
+/// entries are ignored.
+fn parse_networks(raw: &str) -> Result<Vec<IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .map(|net| net.trunc())
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{entry}` is neither an IP address nor a CIDR block"))
+        })
+        .collect()
 }
 
 /// A configuration value that could not be used.
@@ -333,6 +370,15 @@ impl Settings {
                 "TENANTRY_REQUEST_TIMEOUT_MS",
                 30_000,
             )?),
+            admission: AdmissionLimits {
+                max_in_flight: parse(&lookup, "TENANTRY_MAX_IN_FLIGHT", 64_usize)?.max(1),
+                max_queued: parse(&lookup, "TENANTRY_MAX_QUEUED", 512)?,
+                queue_timeout: Duration::from_millis(parse(
+                    &lookup,
+                    "TENANTRY_QUEUE_TIMEOUT_MS",
+                    1_000,
+                )?),
+            },
             sync_safety_window: Duration::from_millis(parse(
                 &lookup,
                 "TENANTRY_SYNC_SAFETY_WINDOW_MS",
@@ -367,6 +413,11 @@ impl Settings {
             cors_origins: vec!["chrome-extension://abcdefghijklmnopabcdefghijklmnop".to_owned()],
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            admission: AdmissionLimits {
+                max_in_flight: 64,
+                max_queued: 512,
+                queue_timeout: Duration::from_secs(1),
+            },
             sync_safety_window: Duration::ZERO,
             api_key_cache_ttl: Duration::from_secs(30),
             demo: false,
@@ -595,6 +646,50 @@ mod tests {
         );
         assert_eq!(limits.window, Duration::from_secs(60));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_cidr_blocks_and_none_by_default() {
+        let base = [
+            ("TENANTRY_JWT_SECRET", "j".repeat(32)),
+            ("TENANTRY_SECRET_KEY", "k".repeat(32)),
+        ];
+        let with = |proxies: Option<&str>| {
+            let mut vars: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            vars.extend(proxies.map(|p| ("TENANTRY_TRUSTED_PROXIES", p)));
+            Settings::from_lookup(lookup(&vars)).map(|s| s.rate_limit.trusted_proxies)
+        };
+        assert!(with(None).is_ok_and(|p| p.is_empty()));
+        let parsed = with(Some(
+            " 10.0.0.0/8, 192.0.2.10 ,2001:db8::/32,10.1.2.3/16,, ",
+        ));
+        let Ok(parsed) = parsed else {
+            panic!("{parsed:?}")
+        };
+        let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+        // A host is a /32 (/128); host bits of a block are dropped.
+        assert_eq!(
+            shown,
+            [
+                "10.0.0.0/8",
+                "192.0.2.10/32",
+                "2001:db8::/32",
+                "10.1.0.0/16"
+            ]
+        );
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.1 10.0.0.2", "*"] {
+            let err = with(Some(bad));
+            assert!(
+                matches!(
+                    &err,
+                    Err(SettingsError::Invalid {
+                        var: "TENANTRY_TRUSTED_PROXIES",
+                        reason,
+                    }) if reason.contains(bad)
+                ),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ mod people;
 mod problems;
 #[path = "api/rate_limits.rs"]
 mod rate_limits;
+#[path = "api/snapshots.rs"]
+mod snapshots;
 #[path = "api/spec.rs"]
 mod spec;
 #[path = "api/system.rs"]

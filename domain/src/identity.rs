@@ -1,9 +1,10 @@
 //! Identity: tenants, their users, and the API keys integrations authenticate with.
 //!
-//! Two functions take the [`tenancy::Unscoped`] escape hatch, because they run before there is a
-//! tenant to scope to: [`create_tenant`] (the tenant does not exist yet) and
-//! [`find_api_key_by_prefix`] (authentication has not yet learned the tenant). Everything
-//! else takes a tenant handle.
+//! Three functions take the [`tenancy::Unscoped`] escape hatch, because they run before there
+//! is a tenant to scope to: [`create_tenant`] (the tenant does not exist yet),
+//! [`find_api_key_by_prefix`] (authentication has not yet learned the tenant) and
+//! [`find_tenant_by_slug`] (operator tooling names a tenant by its slug). Everything else
+//! takes a tenant handle.
 //!
 //! Secrets never reach this module: the API derives an API key's prefix and keyed hash
 //! and hands over only those.
@@ -299,6 +300,27 @@ pub async fn create_tenant(unscoped: &tenancy::Unscoped, input: TenantCreate) ->
 pub async fn get_tenant(db: &impl TenantHandle) -> Result<Tenant> {
     let row = db.find_own::<tenant::Entity>().one().await?;
     Tenant::from_model(row.ok_or(Error::not_found(Resource::Tenant))?)
+}
+
+/// Finds a tenant by its slug across all tenants: operator tooling (`tenantry token
+/// --tenant SLUG`, the demo tenant's first start) names a tenant before it has a handle.
+/// `None` when no tenant has exactly that slug.
+///
+/// # Errors
+/// Storage failures only.
+#[expect(
+    clippy::disallowed_types,
+    reason = "audited escape hatch: the tenant row is global and the caller has no tenant handle yet"
+)]
+pub async fn find_tenant_by_slug(
+    unscoped: &tenancy::Unscoped,
+    slug: &str,
+) -> Result<Option<Tenant>> {
+    let select = tenant::Entity::find().filter(tenant::Column::Slug.eq(slug));
+    let Some(row) = unscoped.one("find a tenant by its slug", select).await? else {
+        return Ok(None);
+    };
+    Tenant::from_model(row).map(Some)
 }
 
 /// Creates a user.

@@ -147,10 +147,16 @@ impl Decision {
     /// not point earlier than the end of an effective window.
     pub fn ratelimit_header(&self) -> String {
         let cap = self.retry_after.unwrap_or(Duration::MAX);
-        headers::ratelimit_field(
-            self.policies()
-                .map(|s| (s.policy, s.remaining, s.reset.min(cap))),
-        )
+        let mut out = String::with_capacity(64);
+        for (i, prefix) in self.set.item_prefixes.iter().enumerate() {
+            headers::push_ratelimit_item(
+                &mut out,
+                prefix,
+                self.remaining[i],
+                self.reset[i].min(cap),
+            );
+        }
+        out
     }
 
     /// The `Retry-After` field value (delay-seconds, rounded up, at least 1) on a refusal.

@@ -61,19 +61,53 @@ pub(crate) fn policy_field(policies: &[Policy]) -> String {
     out
 }
 
-/// The `RateLimit` field value: `(policy, remaining, effective window)` per policy.
-pub(crate) fn ratelimit_field<'a>(
-    items: impl Iterator<Item = (&'a Policy, u64, Duration)>,
-) -> String {
-    let mut out = String::with_capacity(64);
-    for (i, (policy, remaining, window)) in items.enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        push_sf_string(&mut out, policy.name());
-        let _ = write!(out, ";r={remaining};t={}", ceil_secs(window));
-    }
+/// The start of `policy`'s `RateLimit` item, the same on every response: `"tenant";r=`.
+pub(crate) fn ratelimit_item_prefix(policy: &Policy) -> String {
+    let mut out = String::with_capacity(policy.name().len() + 5);
+    push_sf_string(&mut out, policy.name());
+    out.push_str(";r=");
     out
+}
+
+/// Appends one `RateLimit` item — `prefix` (from [`ratelimit_item_prefix`]), then
+/// `remaining` and the effective `window` — after a `", "` unless it is the first.
+pub(crate) fn push_ratelimit_item(
+    out: &mut String,
+    prefix: &str,
+    remaining: u64,
+    window: Duration,
+) {
+    if !out.is_empty() {
+        out.push_str(", ");
+    }
+    out.push_str(prefix);
+    push_u64(out, remaining);
+    out.push_str(";t=");
+    push_u64(out, ceil_secs(window));
+}
+
+/// Appends `n` in decimal, two digits at a time. (This runs for every response; `core::fmt`
+/// costs several times more for the same digits.)
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    while n >= 10 {
+        let pair = usize::try_from(n % 100).unwrap_or(0) * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        n /= 100;
+    }
+    if n > 0 || at == digits.len() {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n).unwrap_or(0);
+    }
+    // Always ASCII digits.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -93,8 +127,26 @@ mod tests {
     #[test]
     fn the_ratelimit_field_rounds_remaining_down_and_the_window_up() {
         let c = policy("credential", 120, 60);
-        let field = ratelimit_field([(&c, 17, Duration::from_millis(40_001))].into_iter());
-        assert_eq!(field, r#""credential";r=17;t=41"#);
+        let t = policy("tenant", 600, 60);
+        let mut field = String::new();
+        push_ratelimit_item(
+            &mut field,
+            &ratelimit_item_prefix(&t),
+            583,
+            Duration::from_secs(2),
+        );
+        let prefix = ratelimit_item_prefix(&c);
+        push_ratelimit_item(&mut field, &prefix, 17, Duration::from_millis(40_001));
+        assert_eq!(field, r#""tenant";r=583;t=2, "credential";r=17;t=41"#);
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 305, 1_000_000, 9_999_999, u64::MAX] {
+            let mut out = String::from("x");
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //!    tenant's budget *and*, inside it, a smaller budget for its credential (API key or
 //!    token client), so one integration cannot exhaust its tenant. It is admitted only if
 //!    both admit it, and a refused request consumes nothing from either.
-//! 3. **Unauthenticated requests are keyed per client IP** (IPv6 per /64) under a third
-//!    policy.
+//! 3. **Unauthenticated requests are keyed per client IP** (IPv6 per /64; an IPv4-mapped
+//!    IPv6 address as its IPv4 address) under a third policy.
 //! 4. **A refusal names the violated policy** — of those that refused, the one with the
 //!    longest wait — and says when the same cost would be admitted ([`Decision::retry_after`]).
 //! 5. **Work that turned out cheaper is refunded** ([`Limiter::refund`]): a caller charges
@@ -47,8 +47,9 @@
 //! - [`Clock`], [`SystemClock`], [`ManualClock`] (`clock`): time.
 //! - [`Limiter`], [`LimiterBuilder`], [`RedisConfig`], [`Stats`] (`limiter`): the front and
 //!   its circuit breaker.
-//! - `gcra` (the arithmetic), `memory` (sharded in-process store), `redis_backend` + `gcra.lua`
-//!   (the script): the backends, private.
+//! - `gcra` (the arithmetic), `memory` (sharded in-process store, keyed by the [`Key`]'s
+//!   parts: no string is built per decision), `redis_backend` + `gcra.lua` (the script):
+//!   the backends, private.
 //! - [`Error`]: the crate's one error type.
 //!
 //! ## Example

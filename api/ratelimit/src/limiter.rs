@@ -269,18 +269,22 @@ impl Limiter {
 
     async fn decide(&self, set: &Arc<PolicySet>, key: &Key<'_>, cost: u64, mode: Mode) -> Decision {
         let inner = &*self.inner;
+        // In-process: no timer, no breaker, no string keys — a lock and two map lookups.
         let Some(redis) = &inner.redis else {
-            let keys = key.storage_keys("");
             let now = clock::now_us(inner.clock.as_ref());
             return inner
                 .memory
-                .decide(set, &keys, cost, mode, now, Source::Memory);
+                .decide(set, key, cost, mode, now, Source::Memory);
         };
-        let keys = key.storage_keys(&inner.prefix);
         let attempt = redis.breaker.attempt();
         if attempt != Attempt::Skip {
-            let call =
-                tokio::time::timeout(redis.timeout, redis.backend.decide(set, &keys, cost, mode));
+            let keys = key.storage_keys(&inner.prefix);
+            // Boxed: the Redis call's state is large, and only this branch needs it — so
+            // the futures of `check` and of every caller stay small for the in-process path.
+            let call = Box::pin(tokio::time::timeout(
+                redis.timeout,
+                redis.backend.decide(set, &keys, cost, mode),
+            ));
             let failure = match call.await {
                 Ok(Ok(decision)) => {
                     redis.breaker.succeeded(attempt);
@@ -297,7 +301,7 @@ impl Limiter {
         let now = clock::now_us(inner.clock.as_ref());
         inner
             .memory
-            .decide(set, &keys, cost, mode, now, Source::Fallback)
+            .decide(set, key, cost, mode, now, Source::Fallback)
     }
 
     /// Decisions the in-process fallback has made while Redis was failing.

@@ -2,7 +2,7 @@
 //! counted under.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,14 +87,16 @@ impl Policy {
     }
 }
 
-/// The policies a request is held to, in header order, with their `RateLimit-Policy`
-/// value formatted once.
+/// The policies a request is held to, in header order, with what their headers repeat on
+/// every response formatted once.
 #[derive(Debug)]
 pub(crate) struct PolicySet {
     pub(crate) policies: Vec<Policy>,
     pub(crate) limits: [Limits; MAX_POLICIES],
     /// The `RateLimit-Policy` field value for this set.
     pub(crate) header: String,
+    /// Per policy, the start of its `RateLimit` item: the quoted name and `;r=`.
+    pub(crate) item_prefixes: Vec<String>,
     /// The largest cost every policy of the set can ever admit.
     pub(crate) max_cost: u64,
 }
@@ -110,11 +112,16 @@ impl PolicySet {
             *slot = p.limits();
         }
         let header = crate::headers::policy_field(&policies);
+        let item_prefixes = policies
+            .iter()
+            .map(crate::headers::ratelimit_item_prefix)
+            .collect();
         let max_cost = policies.iter().map(Policy::quota).min().unwrap_or(0);
         Arc::new(PolicySet {
             policies,
             limits,
             header,
+            item_prefixes,
             max_cost,
         })
     }
@@ -175,6 +182,17 @@ impl Policies {
         self.authenticated.max_cost
     }
 
+    /// The `RateLimit-Policy` value of every decision for a [`Key::Credential`] (what
+    /// [`crate::Decision::policy_header`] returns for it), for a caller to prepare once.
+    pub fn authenticated_header(&self) -> &str {
+        &self.authenticated.header
+    }
+
+    /// The `RateLimit-Policy` value of every decision for a [`Key::Ip`].
+    pub fn anonymous_header(&self) -> &str {
+        &self.anonymous.header
+    }
+
     pub(crate) fn set_for(&self, key: &Key<'_>) -> &Arc<PolicySet> {
         match key {
             Key::Credential { .. } => &self.authenticated,
@@ -197,39 +215,61 @@ pub enum Key<'a> {
         credential: &'a str,
     },
     /// An unauthenticated caller, by client address. IPv6 addresses count per /64, the
-    /// block one subscriber usually holds, so rotating addresses inside it does not help.
+    /// block one subscriber usually holds, so rotating addresses inside it does not help;
+    /// an IPv4-mapped IPv6 address (`::ffff:192.0.2.7`, as a dual-stack listener reports
+    /// IPv4 peers) counts as its IPv4 address.
     Ip(IpAddr),
 }
 
+/// The address an [`Key::Ip`] budget is kept under: IPv4 as is, IPv6 cut to its /64.
+pub(crate) fn ip_bucket(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & (u128::MAX << 64))),
+    }
+}
+
 impl Key<'_> {
-    /// The storage keys (one per policy of the set, same order) and the hash tag they share.
+    /// The Redis keys (one per policy of the set, same order).
     ///
     /// All keys of one request carry the same Redis Cluster hash tag — `{tenant}` or
-    /// `{ip:addr}` — so the script's keys live in one slot, and the in-process backend
-    /// shards by the same tag.
+    /// `{ip:addr}` — so the script's keys live in one slot. (The in-process backend keys
+    /// its maps by the [`Key`] itself and builds no strings.)
     pub(crate) fn storage_keys(&self, prefix: &str) -> StorageKeys {
         let mut keys = StorageKeys::default();
         match self {
             Key::Credential { tenant, credential } => {
-                keys.tag = (*tenant).to_owned();
-                keys.keys[0] = format!("{prefix}rl:{{{tenant}}}:t");
-                keys.keys[1] = format!("{prefix}rl:{{{tenant}}}:c:{credential}");
+                // Plain pushes, not `format!`: this runs on every Redis decision.
+                let mut tenant_key = String::with_capacity(prefix.len() + tenant.len() + 7);
+                tenant_key.push_str(prefix);
+                tenant_key.push_str("rl:{");
+                tenant_key.push_str(tenant);
+                tenant_key.push('}');
+                let mut credential_key =
+                    String::with_capacity(tenant_key.len() + credential.len() + 3);
+                credential_key.push_str(&tenant_key);
+                credential_key.push_str(":c:");
+                credential_key.push_str(credential);
+                tenant_key.push_str(":t");
+                keys.keys[0] = tenant_key;
+                keys.keys[1] = credential_key;
                 keys.len = 2;
             }
             Key::Ip(addr) => {
-                let mut tag = String::with_capacity(48);
-                tag.push_str("ip:");
-                match addr {
+                let mut key = String::with_capacity(prefix.len() + 56);
+                key.push_str(prefix);
+                key.push_str("rl:{ip:");
+                match ip_bucket(*addr) {
                     IpAddr::V4(v4) => {
-                        let _ = write!(tag, "{v4}");
+                        let _ = write!(key, "{v4}");
                     }
                     IpAddr::V6(v6) => {
                         let s = v6.segments();
-                        let _ = write!(tag, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+                        let _ = write!(key, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
                     }
                 }
-                keys.keys[0] = format!("{prefix}rl:{{{tag}}}");
-                keys.tag = tag;
+                key.push('}');
+                keys.keys[0] = key;
                 keys.len = 1;
             }
         }
@@ -237,10 +277,9 @@ impl Key<'_> {
     }
 }
 
-/// The storage keys of one request.
+/// The Redis keys of one request.
 #[derive(Debug, Default)]
 pub(crate) struct StorageKeys {
-    pub(crate) tag: String,
     pub(crate) keys: [String; MAX_POLICIES],
     pub(crate) len: usize,
 }
@@ -291,10 +330,20 @@ mod tests {
         };
         let keys = key.storage_keys("test:");
         assert_eq!(keys.keys(), ["test:rl:{t1}:t", "test:rl:{t1}:c:k9"]);
-        assert_eq!(keys.tag, "t1");
 
         let ip = Key::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
         assert_eq!(ip.storage_keys("").keys(), ["rl:{ip:192.0.2.7}"]);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
+        let mapped: Ipv6Addr = "::ffff:192.0.2.7".parse().expect("ip");
+        let key = Key::Ip(IpAddr::V6(mapped)).storage_keys("");
+        assert_eq!(key.keys(), ["rl:{ip:192.0.2.7}"]);
+        assert_eq!(
+            ip_bucket(IpAddr::V6(mapped)),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))
+        );
     }
 
     #[test]

@@ -105,11 +105,25 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// A stable id for the credential: what idempotency keys are scoped to.
+    /// A stable id for the credential: what idempotency keys and rate limits are scoped
+    /// to. (Built with plain pushes, not `format!`: it runs for every request.)
     pub fn id(&self) -> String {
         match self {
-            Self::Jwt { typ, sub } => format!("jwt:{typ}:{sub}"),
-            Self::ApiKey(id) => format!("api_key:{id}"),
+            Self::Jwt { typ, sub } => {
+                let mut id = String::with_capacity(5 + typ.len() + sub.len());
+                id.push_str("jwt:");
+                id.push_str(typ);
+                id.push(':');
+                id.push_str(sub);
+                id
+            }
+            Self::ApiKey(key) => {
+                let mut buf = Uuid::encode_buffer();
+                let mut id = String::with_capacity(8 + uuid::fmt::Hyphenated::LENGTH);
+                id.push_str("api_key:");
+                id.push_str(key.hyphenated().encode_lower(&mut buf));
+                id
+            }
         }
     }
 }
@@ -189,11 +203,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         return Err(Problem::internal().into());
     };
     // The rate-limit middleware verified this credential already (see `crate::limits`).
-    let verified = req
-        .extensions()
-        .get::<crate::limits::Authenticated>()
-        .filter(|done| done.token == bearer.token)
-        .map(|done| done.result.clone());
+    let verified = crate::limits::take_verified(req, &bearer.token);
     let principal = match verified {
         Some(result) => result?,
         None => auth.authenticate(&bearer.token).await?,
@@ -228,6 +238,32 @@ impl UnscopedHandle for tenancy::Unscoped {
 }
 
 type CacheKey = [u8; 32];
+
+/// How far [`Authenticator::verify`] got without asking the database about an API key.
+#[derive(Debug)]
+pub enum Verification<'t> {
+    /// Verified or refused: a JWT (its tenant checked, from a cache or the database), a
+    /// malformed API key, or an API key verified recently (the cache).
+    Done(Result<Principal, Problem>),
+    /// A well-formed API key that is not in the cache: only a database lookup
+    /// ([`Authenticator::lookup`]) can tell. The caller may refuse to pay for one.
+    Lookup(KeyLookup<'t>),
+}
+
+/// A well-formed API key awaiting its database lookup (see [`Verification::Lookup`]).
+pub struct KeyLookup<'t> {
+    parsed: api_key::ParsedKey<'t>,
+    cache_key: CacheKey,
+}
+
+impl std::fmt::Debug for KeyLookup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("KeyLookup")
+            .field("prefix", &self.parsed.prefix)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Verifies credentials.
 pub struct Authenticator {
@@ -283,20 +319,51 @@ impl Authenticator {
     /// # Errors
     /// A 401 problem for anything that does not verify; 500/503 when the key lookup fails.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Problem> {
-        if !api_key::looks_like_key(token) {
-            let principal = self.jwt.verify(token)?;
-            self.ensure_tenant(&principal.ctx).await?;
-            return Ok(principal);
+        match self.verify(token).await {
+            Verification::Done(result) => result,
+            Verification::Lookup(lookup) => self.lookup(lookup).await,
         }
-        let parsed = api_key::parse(token).ok_or_else(|| {
-            Problem::unauthenticated("the API key is malformed (check for a typo)")
-        })?;
+    }
+
+    /// Verifies `token` as far as it can without looking an API key up in the database:
+    /// [`Authenticator::authenticate`] in two steps, so that a caller (the rate limits) can
+    /// decide whether a lookup is worth its cost before it is made.
+    pub async fn verify<'t>(&self, token: &'t str) -> Verification<'t> {
+        if !api_key::looks_like_key(token) {
+            let result = match self.jwt.verify(token) {
+                Ok(principal) => self.ensure_tenant(&principal.ctx).await.map(|()| principal),
+                Err(problem) => Err(problem),
+            };
+            return Verification::Done(result);
+        }
+        let Some(parsed) = api_key::parse(token) else {
+            return Verification::Done(Err(Problem::unauthenticated(
+                "the API key is malformed (check for a typo)",
+            )));
+        };
         // The cache is keyed by a keyed hash of the whole key: the secret itself is not
         // kept in memory after the request.
         let cache_key = self.cache_key(token);
-        if let Some(principal) = self.cached(&cache_key) {
-            return Ok(principal);
+        match self.cached(&cache_key) {
+            Some(principal) => Verification::Done(Ok(principal)),
+            None => Verification::Lookup(KeyLookup { parsed, cache_key }),
         }
+    }
+
+    /// Looks a well-formed API key up in the database and verifies its secret (the second
+    /// step of [`Authenticator::verify`]); a verified key is cached.
+    ///
+    /// # Errors
+    /// A 401 problem when the key is unknown, revoked or its secret does not match; 500/503
+    /// when the lookup fails.
+    pub async fn lookup(&self, lookup: KeyLookup<'_>) -> Result<Principal, Problem> {
+        // Boxed: the database calls' state is large and rarely needed (a cache miss), and
+        // inline it would enlarge — and be copied with — every request's future.
+        Box::pin(self.lookup_in_db(lookup)).await
+    }
+
+    async fn lookup_in_db(&self, lookup: KeyLookup<'_>) -> Result<Principal, Problem> {
+        let KeyLookup { parsed, cache_key } = lookup;
         let prefix = format!("{}{}", api_key::KEY_PREFIX, parsed.prefix);
         let found = domain::identity::find_api_key_by_prefix(self.unscoped.unscoped(), &prefix)
             .await
@@ -340,7 +407,8 @@ impl Authenticator {
         if fresh {
             return Ok(());
         }
-        match domain::identity::get_tenant(&self.db.tenant(ctx)).await {
+        // Boxed, as in `lookup`: a cache miss is rare.
+        match Box::pin(domain::identity::get_tenant(&self.db.tenant(ctx))).await {
             Ok(_) => {
                 if let Ok(mut tenants) = self.tenants.lock() {
                     if tenants.len() >= CACHE_CAPACITY {
@@ -419,6 +487,11 @@ mod tests {
             sub: "u1".to_owned(),
         };
         assert_ne!(user.id(), service.id());
-        assert!(Credential::ApiKey(Uuid::nil()).id().starts_with("api_key:"));
+        // The ids are keys in Redis and in the idempotency table: their format is fixed.
+        assert_eq!(user.id(), "jwt:user:u1");
+        assert_eq!(
+            Credential::ApiKey(Uuid::nil()).id(),
+            "api_key:00000000-0000-0000-0000-000000000000"
+        );
     }
 }

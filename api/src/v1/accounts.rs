@@ -9,7 +9,7 @@ use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -26,7 +26,7 @@ use crate::problem::{
 use crate::state::AppState;
 
 /// An account: a company the tenant sells to.
-#[derive(Object, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
 #[oai(example)]
 pub struct Account {
     /// UUIDv7, assigned by the server.
@@ -42,13 +42,16 @@ pub struct Account {
     /// Tenant-defined data: a JSON object of at most 16 KiB.
     pub custom_fields: BTreeMap<String, Value>,
     /// When it was created.
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it last changed (strictly increases on every change).
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Version, +1 on every change; the ETag is `"<version>"`.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
+    #[serde(serialize_with = "crate::http::rfc3339_opt")]
     pub deleted_at: Option<DateTime<Utc>>,
 }
 

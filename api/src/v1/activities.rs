@@ -9,7 +9,7 @@ use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::people::Person;
@@ -27,7 +27,7 @@ use crate::problem::{
 use crate::state::AppState;
 
 /// What kind of touch an activity records.
-#[derive(Enum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityKind {
@@ -70,7 +70,7 @@ impl ActivityKind {
 }
 
 /// An activity: a call, email, note or meeting with a person.
-#[derive(Object, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
 #[oai(example)]
 pub struct Activity {
     /// UUIDv7, assigned by the server.
@@ -88,15 +88,19 @@ pub struct Activity {
     #[oai(nullable)]
     pub body: Option<String>,
     /// When it happened.
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub occurred_at: DateTime<Utc>,
     /// When it was logged.
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it last changed (strictly increases on every change).
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Version, +1 on every change; the ETag is `"<version>"`.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
+    #[serde(serialize_with = "crate::http::rfc3339_opt")]
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
@@ -244,7 +248,7 @@ list_envelope!(
 );
 
 /// One entry of the activity feed: an activity with its person.
-#[derive(Object, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
 pub struct FeedItem {
     /// The activity.
     pub activity: Activity,

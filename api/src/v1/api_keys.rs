@@ -11,7 +11,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Tag, list_envelope};
@@ -24,7 +24,7 @@ use crate::problem::{
 use crate::state::AppState;
 
 /// An API key, without its secret.
-#[derive(Object, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
 #[oai(example)]
 pub struct ApiKey {
     /// UUIDv7.
@@ -39,12 +39,15 @@ pub struct ApiKey {
     #[oai(nullable)]
     pub created_by: Option<Uuid>,
     /// When it was created.
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it was last used (to the minute).
     #[oai(nullable)]
+    #[serde(serialize_with = "crate::http::rfc3339_opt")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked key authenticates nothing.
     #[oai(nullable)]
+    #[serde(serialize_with = "crate::http::rfc3339_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

@@ -12,14 +12,14 @@ pub mod people;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::pagination::{OffsetRequest, Page, PageRequest, Position, SortKey};
 use poem::http::Uri;
-use poem_openapi::payload::Json;
 use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Enum, Tags};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::cursor::Binding;
-use crate::http::{link_next, query_escape};
+use crate::http::{JsonOut, link_next, query_escape};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -50,12 +50,12 @@ pub enum Tag {
 
 /// A created resource.
 #[derive(ApiResponse)]
-pub enum Created<T: ToJSON> {
+pub enum Created<T: ToJSON + Serialize> {
     /// Created. With an `Idempotency-Key` that was seen before, the stored response of
     /// the first request, marked `Idempotent-Replayed: true`.
     #[oai(status = 201)]
     Created(
-        Json<T>,
+        JsonOut<T>,
         /// The URL of the new resource.
         #[oai(header = "Location")]
         String,
@@ -69,11 +69,11 @@ pub enum Created<T: ToJSON> {
     ),
 }
 
-impl<T: ToJSON> Created<T> {
+impl<T: ToJSON + Serialize> Created<T> {
     /// A 201 for `value` at `location` with `version`.
     pub fn new(value: T, location: String, version: i64, replayed: bool) -> Self {
         Self::Created(
-            Json(value),
+            JsonOut(value),
             location,
             crate::http::etag(version),
             replayed.then(|| "true".to_owned()),
@@ -83,11 +83,11 @@ impl<T: ToJSON> Created<T> {
 
 /// A fetched resource.
 #[derive(ApiResponse)]
-pub enum Fetched<T: ToJSON> {
+pub enum Fetched<T: ToJSON + Serialize> {
     /// The resource.
     #[oai(status = 200)]
     Ok(
-        Json<T>,
+        JsonOut<T>,
         /// The resource's version, for `If-Match` / `If-None-Match`.
         #[oai(header = "ETag")]
         String,
@@ -101,7 +101,7 @@ pub enum Fetched<T: ToJSON> {
     ),
 }
 
-impl<T: ToJSON> Fetched<T> {
+impl<T: ToJSON + Serialize> Fetched<T> {
     /// Whether this is the 304 (which costs nothing).
     pub fn is_not_modified(&self) -> bool {
         matches!(self, Self::NotModified(_))
@@ -112,28 +112,28 @@ impl<T: ToJSON> Fetched<T> {
         if crate::http::none_match(if_none_match, version) {
             Self::NotModified(crate::http::etag(version))
         } else {
-            Self::Ok(Json(value), crate::http::etag(version))
+            Self::Ok(JsonOut(value), crate::http::etag(version))
         }
     }
 }
 
 /// An updated resource.
 #[derive(ApiResponse)]
-pub enum Updated<T: ToJSON> {
+pub enum Updated<T: ToJSON + Serialize> {
     /// The resource after the change.
     #[oai(status = 200)]
     Ok(
-        Json<T>,
+        JsonOut<T>,
         /// The new version.
         #[oai(header = "ETag")]
         String,
     ),
 }
 
-impl<T: ToJSON> Updated<T> {
+impl<T: ToJSON + Serialize> Updated<T> {
     /// 200 with the body and its ETag.
     pub fn new(value: T, version: i64) -> Self {
-        Self::Ok(Json(value), crate::http::etag(version))
+        Self::Ok(JsonOut(value), crate::http::etag(version))
     }
 }
 
@@ -147,11 +147,11 @@ pub enum Deleted {
 
 /// A page of a list.
 #[derive(ApiResponse)]
-pub enum Listed<L: ToJSON> {
+pub enum Listed<L: ToJSON + Serialize> {
     /// The page.
     #[oai(status = 200)]
     Ok(
-        Json<L>,
+        JsonOut<L>,
         /// `<url>; rel="next"` when more items follow.
         #[oai(header = "Link")]
         Option<String>,
@@ -189,7 +189,7 @@ impl Sort {
 macro_rules! list_envelope {
     ($(#[$meta:meta])* $name:ident, $item:ty) => {
         $(#[$meta])*
-        #[derive(poem_openapi::Object, Debug, Clone)]
+        #[derive(poem_openapi::Object, serde::Serialize, Debug, Clone)]
         pub struct $name {
             /// The items of this page.
             pub data: Vec<$item>,
@@ -205,7 +205,7 @@ macro_rules! list_envelope {
         impl $name {
             pub(crate) fn from_listing(listing: $crate::v1::Listing<$item>) -> $crate::v1::Listed<Self> {
                 $crate::v1::Listed::Ok(
-                    poem_openapi::payload::Json(Self {
+                    $crate::http::JsonOut(Self {
                         data: listing.data,
                         next_cursor: listing.next_cursor,
                         has_more: listing.has_more,
@@ -462,6 +462,175 @@ pub(crate) fn not_null<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poem_openapi::types::Example as _;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// What serde writes for a DTO must be exactly what its `ToJSON` (the schema's
+    /// serializer) gives: the spec describes the latter, clients receive the former.
+    fn same_json<T: ToJSON + Serialize>(dto: &T) {
+        let served = serde_json::to_value(dto).unwrap();
+        assert_eq!(Some(served), dto.to_json());
+    }
+
+    fn time() -> impl Strategy<Value = DateTime<Utc>> {
+        let nanos = prop_oneof![
+            Just(0_u32),
+            (0_u32..1_000).prop_map(|ms| ms * 1_000_000),
+            (0_u32..1_000_000).prop_map(|us| us * 1_000),
+            0_u32..1_000_000_000,
+        ];
+        // From year 1 to past 9999 (where chrono writes the time itself).
+        (-62_135_596_800_i64..300_000_000_000, nanos)
+            .prop_map(|(secs, nanos)| DateTime::from_timestamp(secs, nanos).unwrap_or_default())
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 \"\\\\/\u{0}-\u{1f}\u{e9}\u{1F600}]{0,12}"
+    }
+
+    fn person() -> impl Strategy<Value = people::Person> {
+        (
+            (
+                any::<u128>(),
+                proptest::option::of(any::<u128>()),
+                proptest::option::of(text()),
+            ),
+            (
+                text(),
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            ),
+            (
+                time(),
+                time(),
+                any::<i64>(),
+                proptest::option::of(time()),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |((id, account, account_name), (first, last, email, phone), (c, u, v, d, lead))| {
+                    people::Person {
+                        id: Uuid::from_u128(id),
+                        account_id: account.map(Uuid::from_u128),
+                        account_name,
+                        first_name: first,
+                        last_name: last,
+                        email,
+                        title: None,
+                        phone,
+                        stage: if lead {
+                            people::Stage::Lead
+                        } else {
+                            people::Stage::Customer
+                        },
+                        created_at: c,
+                        updated_at: u,
+                        version: v,
+                        deleted_at: d,
+                    }
+                },
+            )
+    }
+
+    fn activity() -> impl Strategy<Value = activities::Activity> {
+        (
+            (
+                any::<u128>(),
+                any::<u128>(),
+                proptest::option::of(any::<u128>()),
+            ),
+            (text(), proptest::option::of(text())),
+            (
+                time(),
+                time(),
+                time(),
+                any::<i64>(),
+                proptest::option::of(time()),
+            ),
+        )
+            .prop_map(|((id, person, user), (subject, body), (o, c, u, v, d))| {
+                activities::Activity {
+                    id: Uuid::from_u128(id),
+                    person_id: Uuid::from_u128(person),
+                    user_id: user.map(Uuid::from_u128),
+                    kind: activities::ActivityKind::Meeting,
+                    subject,
+                    body,
+                    occurred_at: o,
+                    created_at: c,
+                    updated_at: u,
+                    version: v,
+                    deleted_at: d,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn people_serialize_as_their_schema_says(p in person(), cursor in proptest::option::of(text())) {
+            same_json(&p);
+            same_json(&people::PersonList { data: vec![p.clone(), p], next_cursor: cursor, has_more: true });
+        }
+
+        #[test]
+        fn activities_and_feed_items_serialize_as_their_schema_says(a in activity(), p in person()) {
+            same_json(&a);
+            same_json(&activities::FeedPage {
+                data: vec![activities::FeedItem { activity: a, person: p }],
+                next_cursor: None,
+                has_more: false,
+            });
+        }
+
+        #[test]
+        fn accounts_serialize_as_their_schema_says(
+            name in text(),
+            domain in proptest::option::of(text()),
+            field in text(),
+            deleted in proptest::option::of(time()),
+            number in any::<f64>().prop_filter("finite", |n| n.is_finite()),
+        ) {
+            let mut account = accounts::Account::example();
+            account.name = name;
+            account.domain = domain;
+            account.deleted_at = deleted;
+            account.custom_fields.insert(field, serde_json::json!({"n": number, "list": [null, true, "x"]}));
+            same_json(&account);
+            same_json(&accounts::AccountList { data: vec![account], next_cursor: Some("c".into()), has_more: true });
+        }
+    }
+
+    #[test]
+    fn every_kind_of_response_dto_serializes_as_its_schema_says() {
+        same_json(&accounts::Account::example());
+        same_json(&people::Person::example());
+        same_json(&activities::Activity::example());
+        let key = api_keys::ApiKey::example();
+        same_json(&key);
+        same_json(&api_keys::ApiKeyList {
+            data: vec![
+                key.clone(),
+                api_keys::ApiKey {
+                    last_used_at: Some(key.created_at),
+                    revoked_at: None,
+                    created_by: None,
+                    ..key
+                },
+            ],
+            next_cursor: None,
+            has_more: false,
+        });
+        for stage in [people::Stage::Lead, people::Stage::Customer] {
+            assert_eq!(serde_json::to_value(stage).ok(), stage.to_json());
+        }
+        assert!(matches!(
+            serde_json::to_value(people::Person::example()).ok(),
+            Some(Value::Object(_))
+        ));
+    }
 
     #[test]
     fn the_next_link_keeps_filters_and_replaces_the_cursor() {

@@ -8,7 +8,7 @@ use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Enum, Object, OpenApi};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
@@ -24,7 +24,7 @@ use crate::problem::{
 use crate::state::AppState;
 
 /// Where a person stands in the sales process.
-#[derive(Enum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Enum, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -71,7 +71,7 @@ impl Stage {
 }
 
 /// A person: a contact, optionally at an account.
-#[derive(Object, Debug, Clone, PartialEq)]
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
 #[oai(example)]
 pub struct Person {
     /// UUIDv7, assigned by the server.
@@ -99,13 +99,16 @@ pub struct Person {
     /// Sales stage.
     pub stage: Stage,
     /// When the person was created.
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it last changed (strictly increases on every change).
+    #[serde(serialize_with = "crate::http::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Version, +1 on every change; the ETag is `"<version>"`.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
+    #[serde(serialize_with = "crate::http::rfc3339_opt")]
     pub deleted_at: Option<DateTime<Utc>>,
 }
 

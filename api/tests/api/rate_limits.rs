@@ -4,8 +4,11 @@
 //! own tests, with an injected clock, are in `api/ratelimit/tests/ratelimit.rs`.)
 //!
 //! Redis tests follow the crate's rule: without `REDIS_URL` they return early with a note,
-//! except under `CI=true`, where that fails. Each uses its own key prefix.
+//! except under `CI=true`, where that fails. Each uses its own key prefix. The outage test
+//! starts (and stops, and restarts) a `redis-server` of its own on a spare port instead;
+//! the same rule holds for that binary.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +17,9 @@ use api::Settings;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestTenant, backends, header, ok_json, problem, s, spawn_app_with};
+use crate::support::{
+    Instance, TestApp, TestTenant, backends, header, ok_json, problem, s, spawn_app_with,
+};
 
 const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
@@ -400,7 +405,9 @@ async fn sixty_four_clients_on_four_instances_sharing_redis_get_the_quota_within
     let Some(url) = redis_url("four_instances") else {
         return;
     };
-    let quota = 400;
+    // Small enough for a slow, busy machine (a debug build among parallel tests) to spend
+    // it well within the run; the run checks that it did.
+    let quota = 100;
     let window = Duration::from_secs(60);
     let app = app_with(|s| {
         s.rate_limit.tenant_quota = quota;
@@ -421,6 +428,7 @@ async fn sixty_four_clients_on_four_instances_sharing_redis_get_the_quota_within
     let path = format!("/v1/accounts/{}", s(&account, "id"));
     // The create cost 5 of the quota; reads (cost 1) spend the rest.
     let admitted = Arc::new(AtomicU64::new(5));
+    let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_millis(1500);
     let mut tasks = Vec::new();
@@ -428,7 +436,7 @@ async fn sixty_four_clients_on_four_instances_sharing_redis_get_the_quota_within
         let url = format!("{}{path}", bases[client % 4]);
         let token = t.token.clone();
         let http = app.client.clone();
-        let admitted = admitted.clone();
+        let (admitted, refused) = (admitted.clone(), refused.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let resp = http
@@ -441,7 +449,9 @@ async fn sixty_four_clients_on_four_instances_sharing_redis_get_the_quota_within
                     200 => {
                         admitted.fetch_add(cost(&resp), Ordering::Relaxed);
                     }
-                    429 => {}
+                    429 => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
                     other => panic!("unexpected {other}"),
                 }
             }
@@ -452,6 +462,10 @@ async fn sixty_four_clients_on_four_instances_sharing_redis_get_the_quota_within
     }
     let elapsed = started.elapsed();
     let admitted = admitted.load(Ordering::Relaxed);
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "the clients never spent the budget (admitted {admitted}): nothing was compared"
+    );
     // GCRA: the whole quota at once, plus what refilled while the clients ran.
     let expected = quota as f64 * (1.0 + elapsed.as_secs_f64() / window.as_secs_f64());
     let error = (admitted as f64 - expected).abs() / quota as f64;
@@ -463,4 +477,287 @@ async fn sixty_four_clients_on_four_instances_sharing_redis_get_the_quota_within
     for state in std::iter::once(&app.state).chain(others.iter().map(|o| &o.state)) {
         assert_eq!(state.limiter.as_ref().map(|l| l.fallbacks()), Some(0));
     }
+}
+
+/// An anonymous `GET /v1/accounts` claiming to come from `forwarded_for`, with `token`.
+async fn forwarded(app: &TestApp, forwarded_for: &str, token: Option<&str>) -> Response {
+    let mut req = app
+        .request(Method::GET, "/v1/accounts")
+        .header("x-forwarded-for", forwarded_for);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_budget() {
+    let app = app_with(|s| {
+        small(s);
+        // The tests' client is the proxy.
+        s.rate_limit.trusted_proxies = vec!["127.0.0.0/8".parse().expect("block")];
+    })
+    .await;
+    for _ in 0..3 {
+        let resp = forwarded(&app, "198.51.100.1, 203.0.113.1", None).await;
+        problem(resp, 401, "unauthenticated").await;
+    }
+    let resp = forwarded(&app, "198.51.100.1, 203.0.113.1", None).await;
+    quota_exceeded(resp, "ip").await;
+    // Another client behind the same proxy has its own budget; what a client writes to the
+    // left of the address the proxy saw is ignored.
+    let resp = forwarded(&app, "203.0.113.1, 203.0.113.2", None).await;
+    assert_eq!(cost(&resp), 1);
+    problem(resp, 401, "unauthenticated").await;
+    // Without the header the proxy itself is the client: a budget of its own, too.
+    let resp = app
+        .request(Method::GET, "/v1/accounts")
+        .send()
+        .await
+        .expect("sent");
+    problem(resp, 401, "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn a_forwarded_for_header_from_an_untrusted_peer_is_ignored() {
+    // The default: no trusted proxies.
+    let app = app_with(small).await;
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let resp = forwarded(&app, client, None).await;
+        problem(resp, 401, "unauthenticated").await;
+    }
+    // A fourth spoofed address does not buy a fresh budget: the peer's is spent.
+    quota_exceeded(forwarded(&app, "203.0.113.4", None).await, "ip").await;
+}
+
+#[tokio::test]
+async fn a_flood_of_invalid_api_keys_is_refused_at_the_address_quota_before_any_lookup() {
+    let app = app_with(|s| {
+        small(s);
+        s.rate_limit.anonymous_quota = 4;
+        s.rate_limit.trusted_proxies = vec!["127.0.0.1/32".parse().expect("block")];
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let key = api_key(&app, &t).await;
+    let pepper = *app.state.auth.pepper();
+    // Well-formed keys with valid checksums: only a database lookup can refuse them.
+    let bad = || api::auth::api_key::generate(&pepper).token;
+
+    let attacker = "203.0.113.66";
+    for _ in 0..4 {
+        let resp = forwarded(&app, attacker, Some(&bad())).await;
+        assert_eq!(header(&resp, "ratelimit-policy"), r#""ip";q=4;w=60"#);
+        assert_eq!(cost(&resp), 1, "a failed verification costs the address 1");
+        let body = problem(resp, 401, "unauthenticated").await;
+        assert!(s(&body, "detail").contains("unknown or revoked"), "{body}");
+    }
+    // The address's quota (from the settings) is spent: refused before the lookup.
+    for _ in 0..3 {
+        quota_exceeded(forwarded(&app, attacker, Some(&bad())).await, "ip").await;
+    }
+    // So refused even with a valid key this instance has not verified yet: without the
+    // lookup the two cannot be told apart — which shows no lookup happened.
+    quota_exceeded(forwarded(&app, attacker, Some(&key)).await, "ip").await;
+
+    // From another address the valid key verifies; its address gets the unit back...
+    let client = "198.51.100.7";
+    let resp = forwarded(&app, client, Some(&key)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(header(&resp, "ratelimit-policy").starts_with(r#""tenant";"#));
+    for _ in 0..4 {
+        let resp = forwarded(&app, client, Some(&bad())).await;
+        problem(resp, 401, "unauthenticated").await;
+    }
+    quota_exceeded(forwarded(&app, client, Some(&bad())).await, "ip").await;
+    // ...and, verified (cached) now, it passes from the spent address too: no lookup needed.
+    let resp = forwarded(&app, attacker, Some(&key)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+/// A `redis-server` of this test's own on a spare port (the machine's Redis is never
+/// touched); killed when dropped.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    /// Starts one on `port` (0: a spare one). `None` when there is no `redis-server`,
+    /// outside CI; under `CI=true` that fails.
+    async fn start(port: u16) -> Option<OwnRedis> {
+        let port = if port == 0 {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a spare port");
+            listener.local_addr().expect("address").port()
+        } else {
+            port
+        };
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but redis-server cannot start: {e}")
+            }
+            Err(e) => {
+                eprintln!("redis-server unavailable ({e}); skipping");
+                return None;
+            }
+        };
+        let server = OwnRedis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.answers().await {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {port} did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(server)
+    }
+
+    /// Whether it answers `PING` (RESP inline command) with `+PONG`.
+    async fn answers(&self) -> bool {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut reply = [0u8; 7];
+        conn.write_all(b"PING\r\n").await.is_ok()
+            && conn.read_exact(&mut reply).await.is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it, as a crash or a lost host would (no goodbye to clients).
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST /v1/accounts` on the instance at `base`.
+async fn create_account_at(app: &TestApp, base: &str, token: &str) -> Response {
+    app.client
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(token)
+        .json(&json!({ "name": "Globex" }))
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_goes_away_the_api_limits_in_process_and_shares_budgets_again_once_back() {
+    let Some(redis) = OwnRedis::start(0).await else {
+        return;
+    };
+    let port = redis.port;
+    let url = redis.url();
+    let app = app_with(|s| {
+        small(s);
+        with_redis(&url, s);
+    })
+    .await;
+    let second: Instance = app.another_instance().await;
+    let t = app.tenant("acme").await;
+    let account = app.create_account(&t, "Initech").await;
+    let etag = format!("\"{}\"", account["version"]);
+    let path = format!("/v1/accounts/{}", s(&account, "id"));
+    let limiters = [&app.state, &second.state].map(|state| state.limiter.clone().expect("on"));
+
+    // Redis up: the two instances share the credential's 40 (the create above took 5).
+    for _ in 0..7 {
+        assert_eq!(create_account(&app, &t.token).await.status().as_u16(), 201);
+    }
+    let resp = create_account_at(&app, &second.base, &t.token).await;
+    quota_exceeded(resp, "credential").await;
+    assert_eq!(limiters.each_ref().map(|l| l.fallbacks()), [0, 0]);
+
+    // Redis goes away: the API keeps serving, each instance limiting on its own.
+    redis.kill();
+    let resp = app.get(&t, &path).await;
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "a read is served without Redis"
+    );
+    for _ in 0..7 {
+        assert_eq!(create_account(&app, &t.token).await.status().as_u16(), 201);
+    }
+    quota_exceeded(create_account(&app, &t.token).await, "credential").await;
+    // The second instance's fallback has its own budget for the same credential.
+    let resp = create_account_at(&app, &second.base, &t.token).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let metrics = app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("tenantry_rate_limit_redis_up 0"),
+        "{metrics}"
+    );
+    assert!(limiters.iter().all(|l| l.fallbacks() > 0));
+
+    // Redis returns on the same port, empty (no persistence), as after a restart. A
+    // service token polls with free requests (304s) until both instances use it again.
+    let _redis = OwnRedis::start(port).await.expect("redis-server restarts");
+    let poller = app
+        .issuer()
+        .issue(
+            tenancy::TenantId::from_uuid(t.id),
+            api::auth::jwt::TokenType::Service,
+            "poller",
+            &api::auth::Scope::all_names(),
+            chrono::TimeDelta::hours(1),
+        )
+        .expect("token");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (base, limiter) in [&app.base, &second.base].into_iter().zip(&limiters) {
+        while !limiter.stats().redis_healthy {
+            assert!(Instant::now() < deadline, "{base} never went back to Redis");
+            let resp = app
+                .client
+                .get(format!("{base}{path}"))
+                .bearer_auth(&poller)
+                .header("if-none-match", &etag)
+                .send()
+                .await
+                .expect("sent");
+            assert!(
+                [304, 429].contains(&resp.status().as_u16()),
+                "{}",
+                resp.status()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // Shared again: the credential's budget (fresh in the restarted Redis) spent through
+    // one instance binds the other — decided by Redis, not by a fallback.
+    let fallbacks = limiters.each_ref().map(|l| l.fallbacks());
+    for _ in 0..8 {
+        assert_eq!(create_account(&app, &t.token).await.status().as_u16(), 201);
+    }
+    let resp = create_account_at(&app, &second.base, &t.token).await;
+    quota_exceeded(resp, "credential").await;
+    assert_eq!(limiters.each_ref().map(|l| l.fallbacks()), fallbacks);
 }

@@ -202,3 +202,39 @@ async fn response_bodies_match_the_documented_example_shapes() {
     keys.sort();
     assert_eq!(keys, ["data", "has_more", "next_cursor"]);
 }
+
+/// Every schema, however deeply nested (property, `allOf` member, array items).
+fn schemas_in<'a>(value: &'a Value, out: &mut Vec<(String, &'a Value)>, path: &str) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("nullable") {
+                out.push((path.to_owned(), value));
+            }
+            for (key, child) in map {
+                schemas_in(child, out, &format!("{path}/{key}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                schemas_in(child, out, &format!("{path}/{i}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// OpenAPI 3.0 ignores `nullable` without a `type` beside it (and Redocly's recommended
+/// rules reject it), so generated clients would not accept the `null` the API sends.
+#[test]
+fn every_nullable_schema_has_a_type_beside_it() {
+    let spec = spec();
+    let mut nullable = Vec::new();
+    schemas_in(&spec, &mut nullable, "");
+    assert!(!nullable.is_empty());
+    let untyped: Vec<&str> = nullable
+        .iter()
+        .filter(|(_, schema)| schema.get("type").is_none())
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert!(untyped.is_empty(), "nullable without type at {untyped:?}");
+}

@@ -17,3 +17,4 @@ mod idempotency;
 mod identity;
 mod pagination;
 mod people;
+mod tenant_lookup;
