@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Reproduces loadtest/REPORT.md: builds, seeds a dedicated PostgreSQL database, runs the
 # API, the minimal baseline server, pgbench and the SQLite embedded mode side by side,
-# and composes the report.
+# then the saturation sweep against an API with an admission limit (load shedding) and
+# the rate-limit scenario against an API with small quotas, and composes the report.
 #
-#   bash loadtest/bench.sh            # ~10 minutes on 2 cores
+#   bash loadtest/bench.sh            # ~15 minutes on 2 cores
 #
 # Needs: PostgreSQL reachable at $PGHOST:$PGPORT as $PGUSER (superuser: it creates the
-# database $BENCH_DB and the role tenantry_rls), psql, pgbench, curl, cargo.
+# database $BENCH_DB and the role tenantry_rls), psql, pgbench, curl, jq, cargo; optional:
+# libmimalloc2.0 (preloaded into the minimal server, see MIN_PRELOAD).
 # Traffic goes to 127.0.0.1 only. Every run is capped in time and requests.
 #
 # Knobs (environment): DUR (per measured run, default 15s), C (concurrency of the
 # comparisons, 16), BIG (people in the depth tenant, 1000000), SMALL_PEOPLE (2000),
 # RESULTS (where raw results go, default loadtest/results), BENCH_DB (tenantry_bench),
-# SKIP_BUILD=1 (use the release binaries already in target/release).
+# SKIP_BUILD=1 (use the release binaries already built; they are taken from
+# $CARGO_TARGET_DIR/release, default target/release), DEPTH_PAGES (1,100,1000,10000: the
+# deepest needs BIG >= 500000), SWEEP ("1 2 4 8 16 32 64 256") and SWEEP_DUR (4s),
+# REPORT_OUT (loadtest/REPORT.md).
+# Saturation server: MAX_IN_FLIGHT (32), MAX_QUEUED (64), QUEUE_TIMEOUT_MS (1000) — sized so
+# that the sweep's concurrency 256 exceeds in-flight + queued and is shed, while 2x
+# saturation is not. Rate-limit server: LIMIT_TENANT_QUOTA (600), LIMIT_CREDENTIAL_QUOTA
+# (200), LIMIT_WINDOW_SECS (10), run for LIMIT_DUR (20s: two phases of 10 s) at LIMIT_C (8).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +42,10 @@ API_PORT=${API_PORT:-18080}
 LITE_PORT=${LITE_PORT:-18081}
 MIN_PORT=${MIN_PORT:-18090}
 POOL=${POOL:-10}
+DEPTH_PAGES=${DEPTH_PAGES:-1,100,1000,10000}
+SWEEP=${SWEEP:-1 2 4 8 16 32 64 256}
+SWEEP_DUR=${SWEEP_DUR:-4s}
+REPORT_OUT=${REPORT_OUT:-$ROOT/loadtest/REPORT.md}
 
 WORK=$(mktemp -d /tmp/tenantry-bench.XXXXXX)
 rm -rf "$RESULTS"
@@ -84,8 +97,12 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   log "build (release)"
   run cargo build --release -p api -p loadtest
 fi
-T="$ROOT/target/release/tenantry"
-L="$ROOT/target/release/loadtest"
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
+T="$BIN_DIR/tenantry"
+L="$BIN_DIR/loadtest"
+# The minimal server gets the allocator tenantry is built with (mimalloc), preloaded,
+# when the library is installed; MIN_PRELOAD= (empty) runs it on the system allocator.
+MIN_PRELOAD=${MIN_PRELOAD-$(ls /usr/lib/*/libmimalloc.so.2 2>/dev/null | head -1)}
 
 PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$BENCH_DB"
 # The API's environment (PostgreSQL, then SQLite).
@@ -99,6 +116,18 @@ API_ENV=(DATABASE_URL="$PG_URL" TENANTRY_DATA_DIR="$WORK/pg" TENANTRY_DEMO=false
 LITE_ENV=(DATABASE_URL="sqlite://$WORK/lite/tenantry.db?mode=rwc" TENANTRY_DATA_DIR="$WORK/lite"
   TENANTRY_DEMO=false TENANTRY_LOG=warn TENANTRY_BIND="127.0.0.1:$LITE_PORT" "${LIMITS[@]}")
 api_env() { env "${API_ENV[@]}" "$@"; }
+# The saturation section's server sheds load past an admission limit (503 + Retry-After).
+MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-32}
+MAX_QUEUED=${MAX_QUEUED:-64}
+QUEUE_TIMEOUT_MS=${QUEUE_TIMEOUT_MS:-1000}
+SHED_ENV=(TENANTRY_MAX_IN_FLIGHT="$MAX_IN_FLIGHT" TENANTRY_MAX_QUEUED="$MAX_QUEUED"
+  TENANTRY_QUEUE_TIMEOUT_MS="$QUEUE_TIMEOUT_MS")
+# The rate-limit section's server has small quotas (later assignments override API_ENV's).
+LIMIT_ENV=(TENANTRY_RATE_LIMIT_TENANT_QUOTA="${LIMIT_TENANT_QUOTA:-600}"
+  TENANTRY_RATE_LIMIT_CREDENTIAL_QUOTA="${LIMIT_CREDENTIAL_QUOTA:-200}"
+  TENANTRY_RATE_LIMIT_WINDOW_SECS="${LIMIT_WINDOW_SECS:-10}")
+echo "${SHED_ENV[*]}" >"$RESULTS/saturation_server.txt"
+echo "${LIMIT_ENV[*]}" >"$RESULTS/limits_server.txt"
 printf '# api_env = env %s\n# lite_env = env %s\n' "${API_ENV[*]}" "${LITE_ENV[*]}" >>"$CMDS"
 lite_env() { env "${LITE_ENV[@]}" "$@"; }
 # Starts a server in the background (its own pid in $!, no wrapper process) after checking
@@ -132,7 +161,14 @@ log "machine"
   echo "| PostgreSQL | $(psql -X -Atc 'show server_version' -d postgres) at $PGHOST:$PGPORT, shared_buffers $(psql -X -Atc 'show shared_buffers' -d postgres), database \`$BENCH_DB\` |"
   echo "| load generator | \`loadtest\` (this crate), same machine: server, database and load share the cores |"
   echo "| API | \`tenantry serve\`, release build, pool $POOL connections, JSON logs at warn, rate limiter on (in-process) with quotas of $QUOTA units/min so no run is throttled |"
-  echo "| comparison concurrency | $C; measured runs $DUR each |"
+  if [ -n "$MIN_PRELOAD" ]; then
+    echo "| allocators | \`tenantry\` is built with mimalloc as its global allocator; the minimal server runs with the same allocator, preloaded (\`LD_PRELOAD=$MIN_PRELOAD\`), so the ratio compares the code, not the allocators |"
+  else
+    echo "| allocators | \`tenantry\` is built with mimalloc; the minimal server uses the system allocator (no libmimalloc found to preload: \`apt-get install libmimalloc2.0\`) |"
+  fi
+  echo "| comparison concurrency | $C; scenario runs $DUR each; ceilings/isolation in ${ROUNDS:-3} interleaved rounds of ${RDUR:-5s} |"
+  echo "| saturation server | the same API restarted for the sweep and the overload run with \`${SHED_ENV[*]}\` |"
+  echo "| rate-limit server | the same API restarted for \`limits\` with \`${LIMIT_ENV[*]}\` |"
 } >"$RESULTS/env.md"
 
 log "database $BENCH_DB"
@@ -217,20 +253,6 @@ printf '%s\n' "loadtest run list --token \"$S1=<token of ${SMALL[1]}>\" --max-re
 echo "| leak-check canary | a token of \`${SMALL[1]}\` presented as \`$S1\`: exit $CANARY_EXIT (2 = run failed on foreign rows: $(jq -r '.leaks.foreign_rows' "$RESULTS/canary.json" 2>/dev/null) detected) |" >>"$RESULTS/env.md"
 [ "$CANARY_EXIT" = 2 ] || { echo "the leak-check canary did not fail the run" >&2; exit 1; }
 
-log "ceilings: the first page of one tenant, concurrency $C"
-lt list --tenants "$S1" --concurrency "$C" --duration "$DUR" --label api-list \
-  --json "$RESULTS/api_list.json" --md "$RESULTS/api_list.md"
-
-for mode in plain rls; do
-  start_server "http://127.0.0.1:$MIN_PORT" "$RESULTS/minimal_$mode.log" \
-    "$L" minimal-server --database-url "$PG_URL" --bind "127.0.0.1:$MIN_PORT" --mode "$mode" \
-    --pool "$POOL" --max-seconds 300
-  MIN_PID=$SERVER_PID
-  lt_at "http://127.0.0.1:$MIN_PORT" list --tenants "$S1" --concurrency "$C" --duration "$DUR" --label "minimal-$mode" \
-    --json "$RESULTS/minimal_$mode.json" --md "$RESULTS/minimal_$mode.md"
-  stop_server "$MIN_PID"
-done
-
 COLS='"people"."tenant_id", "people"."id", "people"."account_id", "people"."first_name", "people"."last_name", "people"."email", "people"."title", "people"."phone", "people"."stage", "people"."created_at", "people"."updated_at", "people"."version", "people"."deleted_at"'
 cat >"$WORK/list_plain.sql" <<SQL
 SELECT $COLS FROM "people" WHERE "people"."tenant_id" = :tid AND "people"."deleted_at" IS NULL ORDER BY "people"."id" ASC LIMIT :lim;
@@ -242,21 +264,42 @@ SELECT $COLS FROM "people" WHERE "people"."deleted_at" IS NULL ORDER BY "people"
 END;
 SQL
 cp "$WORK/list_plain.sql" "$WORK/list_rls.sql" "$RESULTS/"
-SECS=${DUR%s}
-note_load pgbench-plain
-run pgbench -n -M prepared -c "$C" -j 2 -T "$SECS" -D tid="$S1_ID" -D lim=51 \
-  -f "$WORK/list_plain.sql" -l --log-prefix="$RESULTS/pgbench_plain.log" "$BENCH_DB" \
-  >"$RESULTS/pgbench_plain.out" 2>&1
-note_load pgbench-rls
-run env PGOPTIONS="-c role=tenantry_rls" pgbench -n -M prepared -c "$C" -j 2 -T "$SECS" \
-  -D tid="$S1_ID" -D lim=51 -f "$WORK/list_rls.sql" -l --log-prefix="$RESULTS/pgbench_rls.log" \
-  "$BENCH_DB" >"$RESULTS/pgbench_rls.out" 2>&1
+
+# The five ways of serving the same page run interleaved, in $ROUNDS short rounds, so that
+# other work on the machine (which comes and goes) weighs on all of them alike; the report
+# takes each one's median round and the median of the per-round ratios.
+ROUNDS=${ROUNDS:-3}
+RDUR=${RDUR:-5s}
+RSECS=${RDUR%s}
+log "ceilings: the first page of one tenant, concurrency $C, $ROUNDS interleaved rounds of $RDUR"
+for r in $(seq 1 "$ROUNDS"); do
+  lt list --tenants "$S1" --concurrency "$C" --duration "$RDUR" --label "api-list-r$r" \
+    --json "$RESULTS/api_list_r$r.json" --md "$RESULTS/api_list_r$r.md"
+  for mode in plain rls; do
+    start_server "http://127.0.0.1:$MIN_PORT" "$RESULTS/minimal_${mode}_r$r.log" \
+      env ${MIN_PRELOAD:+LD_PRELOAD=$MIN_PRELOAD} "$L" minimal-server --database-url "$PG_URL" --bind "127.0.0.1:$MIN_PORT" --mode "$mode" \
+      --pool "$POOL" --max-seconds 300
+    MIN_PID=$SERVER_PID
+    lt_at "http://127.0.0.1:$MIN_PORT" list --tenants "$S1" --concurrency "$C" --duration "$RDUR" \
+      --label "minimal-$mode-r$r" --json "$RESULTS/minimal_${mode}_r$r.json" \
+      --md "$RESULTS/minimal_${mode}_r$r.md"
+    stop_server "$MIN_PID"
+  done
+  note_load "pgbench-plain-r$r"
+  run pgbench -n -M prepared -c "$C" -j 2 -T "$RSECS" -D tid="$S1_ID" -D lim=51 \
+    -f "$WORK/list_plain.sql" -l --log-prefix="$RESULTS/pgbench_plain_r$r.log" "$BENCH_DB" \
+    >"$RESULTS/pgbench_plain_r$r.out" 2>&1
+  note_load "pgbench-rls-r$r"
+  run env PGOPTIONS="-c role=tenantry_rls" pgbench -n -M prepared -c "$C" -j 2 -T "$RSECS" \
+    -D tid="$S1_ID" -D lim=51 -f "$WORK/list_rls.sql" \
+    -l --log-prefix="$RESULTS/pgbench_rls_r$r.log" "$BENCH_DB" >"$RESULTS/pgbench_rls_r$r.out" 2>&1
+done
 
 log "depth: keyset vs offset (SQL, then through the API)"
 note_load sql-depth
-run "$L" sql-depth --database-url "$PG_URL" --tenant-id "$BIG_ID" --pages 1,100,1000,10000 \
+run "$L" sql-depth --database-url "$PG_URL" --tenant-id "$BIG_ID" --pages "$DEPTH_PAGES" \
   --page-size 50 --samples 30 --json "$RESULTS/sql_depth.json"
-lt depth --tenants "$BIG_SLUG" --page-size 50 --samples 20 --prefetch 0 --concurrency 1 \
+lt depth --tenants "$BIG_SLUG" --depth-pages "$DEPTH_PAGES" --page-size 50 --samples 20 --prefetch 0 --concurrency 1 \
   --duration 240s --max-requests 20000 --label api-depth \
   --json "$RESULTS/api_depth.json" --md "$RESULTS/api_depth.md"
 
@@ -272,15 +315,25 @@ lt write --tenants "$SMALL_CSV" --concurrency "$C" --duration "$DUR" --label wri
 lt mixed --tenants "$SMALL_CSV" --concurrency "$C" --duration "$DUR" --label mixed \
   --json "$RESULTS/mixed.json" --md "$RESULTS/mixed.md"
 
-log "saturation sweep and 2x overload"
-for c in 1 2 4 8 16 32 64 256; do
-  lt list --tenants "$SMALL_CSV" --concurrency "$c" --duration 4s --label "sweep-c$c" \
+stop_server "$API_PID"
+
+log "saturation sweep and 2x overload (API with ${SHED_ENV[*]})"
+start_server "$API" "$RESULTS/api_shed.log" env "${API_ENV[@]}" "${SHED_ENV[@]}" "$T" serve
+API_PID=$SERVER_PID
+for c in $SWEEP; do
+  lt list --tenants "$SMALL_CSV" --concurrency "$c" --duration "$SWEEP_DUR" --label "sweep-c$c" \
     --json "$RESULTS/sweep_c$c.json" --md "$RESULTS/sweep_c$c.md" >/dev/null
 done
 SAT=$("$L" compose --results "$RESULTS" --print-saturation)
 lt mixed --tenants "$SMALL_CSV" --concurrency $((2 * SAT)) --duration "$DUR" \
   --label "overload-c$((2 * SAT))" --json "$RESULTS/overload.json" --md "$RESULTS/overload.md"
+stop_server "$API_PID"
 
+log "rate limits under load (API with ${LIMIT_ENV[*]})"
+start_server "$API" "$RESULTS/api_limits.log" env "${API_ENV[@]}" "${LIMIT_ENV[@]}" "$T" serve
+API_PID=$SERVER_PID
+lt limits --tenants "$S1" --concurrency "${LIMIT_C:-8}" --duration "${LIMIT_DUR:-20s}" \
+  --prefetch 200 --label limits --json "$RESULTS/limits.json" --md "$RESULTS/limits.md"
 stop_server "$API_PID"
 
 log "SQLite embedded: the same binary, same tenant sizes"
@@ -300,7 +353,7 @@ lite_lt get --tenants "$SMALL_TENANTS" --concurrency "$C" --duration "$DUR" --la
   --json "$RESULTS/sqlite_get.json" --md "$RESULTS/sqlite_get.md"
 stop_server "$LITE_PID"
 
-log "compose loadtest/REPORT.md"
-"$L" compose --results "$RESULTS" --out "$ROOT/loadtest/REPORT.md"
+log "compose $REPORT_OUT"
+"$L" compose --results "$RESULTS" --out "$REPORT_OUT"
 rm -rf "$WORK"
-echo "wrote loadtest/REPORT.md (raw results in $RESULTS)" >&2
+echo "wrote $REPORT_OUT (raw results in $RESULTS)" >&2

@@ -1,11 +1,14 @@
 //! `compose`: assembles `REPORT.md` from the results directory `bench.sh` fills.
 //!
 //! Expected files (any may be missing; the report then says "not measured"):
-//! `env.md`, `commands.txt`; run reports `api_list.json`, `minimal_plain.json`,
-//! `minimal_rls.json`, `get.json`, `walk.json`, `sync.json`, `write.json`, `mixed.json`,
-//! `sweep_c<N>.json`, `overload.json`, `api_depth.json`, `sqlite_list.json`,
-//! `sqlite_get.json`; `sql_depth.json` (from `sql-depth`); pgbench output
-//! `pgbench_<name>.out` and its per-transaction logs `pgbench_<name>.log*`.
+//! `env.md`, `commands.txt`, `load.md`, `failed.txt`; run reports `api_list[_r<N>].json`,
+//! `minimal_plain[_r<N>].json`, `minimal_rls[_r<N>].json`, `get.json`, `walk.json`,
+//! `sync.json`, `write.json`, `mixed.json`, `sweep_c<N>.json`, `overload.json`,
+//! `limits.json`, `api_depth.json`, `sqlite_list.json`, `sqlite_get.json`;
+//! `sql_depth.json` (from `sql-depth`); pgbench output `pgbench_<name>[_r<N>].out` and
+//! its per-transaction logs `pgbench_<name>[_r<N>].log*`; the extra environment of the
+//! saturation and rate-limit servers, `saturation_server.txt` and `limits_server.txt`
+//! (`NAME=value …`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +18,7 @@ use anyhow::Context as _;
 
 use crate::report::RunReport;
 use crate::sqldepth::DepthReport;
-use crate::stats::{Latency, LatencySummary};
+use crate::stats::{Latency, LatencySummary, Refusals};
 
 /// `compose` options.
 #[derive(clap::Args, Debug)]
@@ -103,6 +106,61 @@ fn load(dir: &Path, name: &str) -> Option<RunReport> {
     RunReport::read_json(&dir.join(format!("{name}.json"))).ok()
 }
 
+/// The interleaved rounds of a run (`<name>_r1.json`, `<name>_r2.json`, …), or the single
+/// `<name>.json`.
+fn rounds(dir: &Path, name: &str) -> Vec<RunReport> {
+    let found: Vec<RunReport> = (1..=20)
+        .map_while(|r| load(dir, &format!("{name}_r{r}")))
+        .collect();
+    if found.is_empty() {
+        load(dir, name).into_iter().collect()
+    } else {
+        found
+    }
+}
+
+/// The pgbench rounds (`pgbench_<name>_r1.out`, …), or the single `pgbench_<name>.out`.
+fn pg_rounds(dir: &Path, name: &str) -> Vec<Pgbench> {
+    let found: Vec<Pgbench> = (1..=20)
+        .map_while(|r| pgbench(dir, &format!("{name}_r{r}")))
+        .collect();
+    if found.is_empty() {
+        pgbench(dir, name).into_iter().collect()
+    } else {
+        found
+    }
+}
+
+/// The median of `values` (the upper one of an even count); `None` when empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// The round whose throughput is the median.
+fn median_by<T: Clone>(items: &[T], key: impl Fn(&T) -> f64) -> Option<T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted.get(sorted.len() / 2).map(|t| (*t).clone())
+}
+
+/// Per-round ratios `a[i] / b[i]`.
+fn ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .filter(|(_, d)| **d > 0.0)
+        .map(|(n, d)| n / d)
+        .collect()
+}
+
+fn list_of(values: &[f64], digits: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// The sweep: concurrency → report.
 fn sweep(dir: &Path) -> BTreeMap<usize, RunReport> {
     let mut out = BTreeMap::new();
@@ -144,6 +202,90 @@ fn yes(ok: bool) -> &'static str {
     if ok { "met" } else { "**NOT met**" }
 }
 
+/// A server's extra environment, as bench.sh recorded it (`NAME=value …` on one line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The line as written.
+    pub line: String,
+    vars: BTreeMap<String, String>,
+}
+
+impl ServerConfig {
+    /// Parses `NAME=value NAME=value`.
+    pub fn parse(line: &str) -> Self {
+        let vars = line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self {
+            line: line.trim().to_owned(),
+            vars,
+        }
+    }
+
+    /// A numeric variable.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.vars.get(name)?.parse().ok()
+    }
+}
+
+fn server_config(dir: &Path, name: &str) -> Option<ServerConfig> {
+    let text = std::fs::read_to_string(dir.join(name)).ok()?;
+    let line = text.lines().find(|l| !l.trim().is_empty())?;
+    Some(ServerConfig::parse(line))
+}
+
+/// What `mixed` checked, by credential and by kind of row.
+fn mixed_checks(m: &RunReport) -> String {
+    let mut md = String::new();
+    if !m.credentials.is_empty() {
+        md.push_str("By credential in the `mixed` run:\n\n| credential | workers | requests | 2xx | rows checked | foreign |\n|---|---:|---:|---:|---:|---:|\n");
+        for (kind, c) in &m.credentials {
+            let name = match kind.as_str() {
+                "api_key" => "API key (`Bearer tnt_…`, created through the API)",
+                "jwt" => "JWT",
+                other => other,
+            };
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} | {} |",
+                c.workers, c.requests, c.ok, c.rows_checked, c.foreign_rows
+            );
+        }
+        md.push('\n');
+    }
+    if !m.leaks.by_kind.is_empty() {
+        let kinds: Vec<String> = m
+            .leaks
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "Rows leak-checked in the `mixed` run, by kind: {} ({} foreign, {} unmarked).",
+            kinds.join(", "),
+            m.leaks.foreign_rows,
+            m.leaks.unmarked_rows
+        );
+    }
+    md
+}
+
+/// The 503s of `runs` together.
+fn shed_stats(runs: &[&RunReport]) -> Refusals {
+    let mut total = Refusals::default();
+    for r in runs {
+        if let Some(s) = r.summary.refusals.get(&503) {
+            total.count += s.count;
+            total.retry_after += s.retry_after;
+            total.problem_json += s.problem_json;
+        }
+    }
+    total
+}
+
 /// Entry point.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let dir = &args.results;
@@ -176,16 +318,28 @@ pub fn compose(dir: &Path) -> String {
         md.push('\n');
     }
 
-    let api = load(dir, "api_list");
-    let minimal = load(dir, "minimal_plain");
-    let minimal_rls = load(dir, "minimal_rls");
-    let pg_plain = pgbench(dir, "plain");
-    let pg_rls = pgbench(dir, "rls");
+    let api_rounds = rounds(dir, "api_list");
+    let minimal_rounds = rounds(dir, "minimal_plain");
+    let minimal_rls_rounds = rounds(dir, "minimal_rls");
+    let pg_plain_rounds = pg_rounds(dir, "plain");
+    let pg_rls_rounds = pg_rounds(dir, "rls");
+    let rps = |runs: &[RunReport]| runs.iter().map(|r| r.summary.ok_rps).collect::<Vec<_>>();
+    let tps = |runs: &[Pgbench]| runs.iter().map(|p| p.tps).collect::<Vec<_>>();
+    let api = median_by(&api_rounds, |r| r.summary.ok_rps);
+    let minimal = median_by(&minimal_rounds, |r| r.summary.ok_rps);
+    let minimal_rls = median_by(&minimal_rls_rounds, |r| r.summary.ok_rps);
+    let pg_plain = median_by(&pg_plain_rounds, |p| p.tps);
+    let pg_rls = median_by(&pg_rls_rounds, |p| p.tps);
+    let api_vs_minimal = ratios(&rps(&api_rounds), &rps(&minimal_rounds));
+    let api_vs_pgbench = ratios(&rps(&api_rounds), &tps(&pg_plain_rounds));
+    let rls_vs_plain_pg = ratios(&tps(&pg_rls_rounds), &tps(&pg_plain_rounds));
+    let rls_vs_plain_min = ratios(&rps(&minimal_rls_rounds), &rps(&minimal_rounds));
     let sql_depth: Option<DepthReport> = std::fs::read(dir.join("sql_depth.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let api_depth = load(dir, "api_depth");
     let overload = load(dir, "overload");
+    let limits = load(dir, "limits");
     let sync = load(dir, "sync");
     let sweep = sweep(dir);
     let scenario_names = ["get", "walk", "sync", "write", "mixed"];
@@ -194,9 +348,13 @@ pub fn compose(dir: &Path) -> String {
 
     // ---- Goals first: the verdicts, then the tables they come from.
     let mut all_runs: Vec<&RunReport> = Vec::new();
-    for r in [&api, &minimal, &minimal_rls, &api_depth, &overload]
-        .into_iter()
-        .flatten()
+    for r in api_rounds
+        .iter()
+        .chain(&minimal_rounds)
+        .chain(&minimal_rls_rounds)
+        .chain(api_depth.iter())
+        .chain(overload.iter())
+        .chain(limits.iter())
     {
         all_runs.push(r);
     }
@@ -254,19 +412,21 @@ pub fn compose(dir: &Path) -> String {
             );
         }
     }
-    match (&api, &minimal) {
-        (Some(a), Some(m)) => {
-            let ratio = a.summary.ok_rps / m.summary.ok_rps.max(1e-9);
+    match median(api_vs_minimal.clone()) {
+        Some(ratio) => {
             let _ = writeln!(
                 md,
-                "| API list throughput ≥ 80% of the minimal server | {:.0} vs {:.0} req/s = {:.0}% | {} |",
-                a.summary.ok_rps,
-                m.summary.ok_rps,
+                "| API list throughput ≥ 80% of the minimal server | median of {} interleaved rounds: {:.0}% (rounds: {}%) | {} |",
+                api_vs_minimal.len(),
                 ratio * 100.0,
+                list_of(
+                    &api_vs_minimal.iter().map(|r| r * 100.0).collect::<Vec<_>>(),
+                    0
+                ),
                 yes(ratio >= 0.8)
             );
         }
-        _ => {
+        None => {
             md.push_str("| API list throughput ≥ 80% of the minimal server | — | not measured |\n")
         }
     }
@@ -289,6 +449,67 @@ pub fn compose(dir: &Path) -> String {
             );
         }
         None => md.push_str("| zero 5xx under 2× saturation | — | not measured |\n"),
+    }
+    if !sweep.is_empty() {
+        let top = sweep.iter().next_back();
+        let shed = shed_stats(&sweep.values().collect::<Vec<_>>());
+        match top {
+            Some((c, _)) if shed.count > 0 => {
+                let _ = writeln!(
+                    md,
+                    "| overload beyond the admission limit is shed with 503 + Retry-After | {} 503s in the sweep (up to concurrency {c}), Retry-After on {} | {} |",
+                    shed.count,
+                    shed.retry_after,
+                    yes(shed.retry_after == shed.count)
+                );
+            }
+            Some((c, _)) => {
+                let _ = writeln!(
+                    md,
+                    "| overload beyond the admission limit is shed with 503 + Retry-After | no 503 up to concurrency {c} | not exercised |"
+                );
+            }
+            None => {}
+        }
+    }
+    match limits.as_ref().and_then(|r| r.limits.as_ref()) {
+        Some(l) => {
+            let r = &l.refusals;
+            let named: u64 = r.policies.values().sum();
+            let _ = writeln!(
+                md,
+                "| every 429 is problem+json with Retry-After, RateLimit and RateLimit-Policy | {} 429s: Retry-After {}, problem+json {}, RateLimit {}, policy named {} | {} |",
+                r.count,
+                r.retry_after,
+                r.problem_json,
+                r.ratelimit,
+                named,
+                yes(r.count > 0 && r.all_well_formed(true) && named >= r.count)
+            );
+            let polite = l
+                .phases
+                .first()
+                .and_then(|p| p.lanes.iter().find(|lane| lane.role == "polite"));
+            let greedy = l
+                .phases
+                .first()
+                .and_then(|p| p.lanes.iter().find(|lane| lane.role == "greedy"));
+            let _ = writeln!(
+                md,
+                "| a credential over its budget does not stop another of its tenant | greedy key: {} 429s; polite key: {} of {} requests refused | {} |",
+                greedy.map_or(0, |g| g.refused),
+                polite.map_or(0, |p| p.refused),
+                polite.map_or(0, |p| p.requests),
+                match l.isolation.as_str() {
+                    "held" => "met",
+                    "violated" => "**NOT met**",
+                    other => other,
+                }
+            );
+        }
+        None => md.push_str(
+            "| every 429 is problem+json with Retry-After, RateLimit and RateLimit-Policy | — | not measured |\n",
+        ),
     }
     match sync.as_ref().and_then(|s| s.sync.as_ref()) {
         Some(s) => {
@@ -362,6 +583,21 @@ pub fn compose(dir: &Path) -> String {
     row_run(&mut md, "minimal server (poem + tokio-postgres)", &minimal);
     row_pg(&mut md, "pgbench (SQL only, prepared)", &pg_plain);
     md.push('\n');
+    if api_rounds.len() > 1 {
+        let _ = writeln!(
+            md,
+            "Each row is that target's median round. Per round (interleaved, in order), ok req/s: \
+             API {}; minimal {}; pgbench {}. API / minimal per round: {} (median {}); API / \
+             pgbench per round: {} (median {}).\n",
+            list_of(&rps(&api_rounds), 0),
+            list_of(&rps(&minimal_rounds), 0),
+            list_of(&tps(&pg_plain_rounds), 0),
+            list_of(&api_vs_minimal, 2),
+            median(api_vs_minimal.clone()).map_or_else(|| "n/a".to_owned(), |m| format!("{m:.2}")),
+            list_of(&api_vs_pgbench, 2),
+            median(api_vs_pgbench.clone()).map_or_else(|| "n/a".to_owned(), |m| format!("{m:.2}")),
+        );
+    }
 
     // ---- Isolation.
     md.push_str("## Isolation cost: compile-time scoping vs row-level security\n\n");
@@ -420,6 +656,18 @@ pub fn compose(dir: &Path) -> String {
         minimal.as_ref().map(|r| r.summary.ok_rps),
     );
     md.push('\n');
+    if pg_rls_rounds.len() > 1 {
+        let _ = writeln!(
+            md,
+            "Rows are median rounds. RLS / plain per round: pgbench {} (median {}); minimal server \
+             {} (median {}).\n",
+            list_of(&rls_vs_plain_pg, 2),
+            median(rls_vs_plain_pg.clone()).map_or_else(|| "n/a".to_owned(), |m| format!("{m:.2}")),
+            list_of(&rls_vs_plain_min, 2),
+            median(rls_vs_plain_min.clone())
+                .map_or_else(|| "n/a".to_owned(), |m| format!("{m:.2}")),
+        );
+    }
 
     // ---- Depth.
     md.push_str("## Depth: keyset vs offset\n\n");
@@ -428,7 +676,9 @@ pub fn compose(dir: &Path) -> String {
             let _ = writeln!(
                 md,
                 "SQL only (one connection, sequential, prepared; the API's statements), one tenant \
-                 with {} live people, {} rows a page:\n",
+                 with {} live people, {} rows a page. At each depth the keyset samples run first, \
+                 then the offset samples (each after 3 warm-up queries): interleaved, every deep \
+                 offset scan would evict the CPU caches right before the next keyset sample.\n",
                 d.rows, d.page_size
             );
             md.push_str("| page | rows skipped | keyset p50 ms | keyset p99 ms | offset p50 ms | offset p99 ms | offset / keyset (p50) |\n|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -524,7 +774,11 @@ pub fn compose(dir: &Path) -> String {
         "404s in `get` and `mixed` are the cross-tenant probes (expected: another tenant's id \
          must be not found); 422s are the deliberate reuses of an `Idempotency-Key` with another \
          body (expected). `sync` runs one reader per tenant and the other workers as writers; its \
-         time includes the reader's catch-up after the safety window.\n\n",
+         time includes the reader's catch-up after the safety window. `mixed` covers people \
+         (gets, first pages, joined reads with `include_account_name=true`, walk steps, \
+         creates, updates), accounts and activities (gets, first pages, creates), the activity \
+         feed and cross-tenant probes of all three; part of its workers authenticate with an \
+         API key created for the run through `POST /v1/api_keys` instead of the JWT.\n\n",
     );
     md.push_str("| scenario | concurrency | requests | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | statuses | errors | checks |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n");
     for (name, r) in &scenarios {
@@ -595,25 +849,38 @@ pub fn compose(dir: &Path) -> String {
         md.push_str(&crate::report::latency_table(
             m.summary.ops.iter().map(|(k, v)| (k.as_str(), v)),
         ));
+        md.push('\n');
+        md.push_str(&mixed_checks(m));
     }
     md.push('\n');
 
     // ---- Saturation.
     md.push_str("## Saturation and overload\n\n");
+    let shed_config = server_config(dir, "saturation_server.txt");
+    if let Some(cfg) = &shed_config {
+        let _ = writeln!(
+            md,
+            "The API for this section was started with `{}`: past that many requests in \
+             flight and queued, it is to shed load with 503 + `Retry-After` instead of queueing \
+             without bound.\n",
+            cfg.line
+        );
+    }
     if sweep.is_empty() {
         md.push_str("Not measured.\n\n");
     } else {
-        md.push_str("`list` at rising concurrency (short runs):\n\n| concurrency | ok req/s | p50 ms | p99 ms | 429 | 503 | other 5xx |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("`list` at rising concurrency (short runs):\n\n| concurrency | ok req/s | p50 ms | p99 ms | 429 | 503 | 503 with Retry-After | other 5xx |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (c, r) in &sweep {
             let s = &r.summary;
             let n503 = s.statuses.get(&503).copied().unwrap_or(0);
             let _ = writeln!(
                 md,
-                "| {c} | {:.0} | {:.2} | {:.2} | {} | {n503} | {} |",
+                "| {c} | {:.0} | {:.2} | {:.2} | {} | {n503} | {} | {} |",
                 s.ok_rps,
                 s.all.p50_ms,
                 s.all.p99_ms,
                 s.statuses.get(&429).copied().unwrap_or(0),
+                s.refusals.get(&503).map_or(0, |r| r.retry_after),
                 s.status_5xx - n503
             );
         }
@@ -626,22 +893,49 @@ pub fn compose(dir: &Path) -> String {
             );
         }
     }
-    let shed: u64 = sweep
-        .values()
-        .chain(overload.iter())
-        .map(|r| r.summary.statuses.get(&503).copied().unwrap_or(0))
-        .sum();
+    let shed_runs: Vec<&RunReport> = sweep.values().chain(overload.iter()).collect();
+    let shed = shed_stats(&shed_runs);
     let worst_p99 = sweep
         .values()
         .map(|r| (r.concurrency, r.summary.all.p99_ms))
         .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
-    if !sweep.is_empty() && shed == 0 {
+    if !sweep.is_empty() && shed.count == 0 {
+        let top = sweep.keys().next_back().copied().unwrap_or(0);
+        let capacity = shed_config.as_ref().and_then(|c| {
+            Some(c.get("TENANTRY_MAX_IN_FLIGHT")? + c.get("TENANTRY_MAX_QUEUED").unwrap_or(0))
+        });
+        let why = match capacity {
+            Some(cap) if (top as u64) > cap => format!(
+                "although concurrency {top} exceeds the configured {cap} in flight + queued: \
+                 this server build does not shed"
+            ),
+            Some(cap) => {
+                format!("no concurrency measured exceeded the configured {cap} in flight + queued")
+            }
+            None => "no admission limit was configured".to_owned(),
+        };
         let _ = writeln!(
             md,
-            "No request was shed (no 503) at any concurrency measured: beyond saturation the \
-             server queues (p99 grows to {:.0} ms at concurrency {}), so shedding with \
-             503 + Retry-After was not exercised by these loads.\n",
+            "No request was shed (no 503) at any concurrency measured — {why}. Beyond \
+             saturation the server queues (p99 grows to {:.0} ms at concurrency {}).\n",
             worst_p99.1, worst_p99.0
+        );
+    } else if shed.count > 0 {
+        let _ = writeln!(
+            md,
+            "Shed requests (sweep and overload): {} 503s; `Retry-After` on {}, \
+             `application/problem+json` on {} — {}. (The sweep's `list` workers do not wait \
+             after a 503: each sends its next request at once, so the 503 count is what \
+             clients that ignore `Retry-After` provoke, and their cost is part of the ok req/s \
+             of that row.)\n",
+            shed.count,
+            shed.retry_after,
+            shed.problem_json,
+            if shed.retry_after == shed.count {
+                "every 503 carried Retry-After"
+            } else {
+                "**not every 503 carried Retry-After**"
+            }
         );
     }
     if let Some(o) = &overload {
@@ -666,6 +960,53 @@ pub fn compose(dir: &Path) -> String {
         );
     }
 
+    // ---- Rate limits.
+    md.push_str("## Rate limits under load (429)\n\n");
+    match &limits {
+        Some(r) => {
+            if let Some(cfg) = server_config(dir, "limits_server.txt") {
+                let _ = writeln!(
+                    md,
+                    "A separate API process, same database, started with `{}`. The `limits` \
+                     scenario reads the quotas from the `RateLimit-Policy` the server sends, \
+                     creates API keys through `POST /v1/api_keys` (scope `people:read`; each key \
+                     is a credential with its own budget inside its tenant's) on `{}`, and \
+                     runs two phases (see `loadtest/src/limits.rs`). \"Bound\" is the most a \
+                     policy can admit over the phase: a full bucket plus continuous refill, \
+                     `quota + quota × elapsed / window`, with the elapsed time measured at the \
+                     client (which brackets the server's decisions); the ratio is a measurement, \
+                     not an assertion.\n",
+                    cfg.line,
+                    r.tenants.first().map_or("?", String::as_str)
+                );
+            }
+            match &r.limits {
+                Some(l) => md.push_str(&crate::report::limits_markdown(l)),
+                None => md.push_str("The run recorded no rate-limit verdict.\n\n"),
+            }
+            let s = &r.summary;
+            let _ = writeln!(
+                md,
+                "{} requests in {:.1} s; statuses {}; errors {}; leaks {}/{}.\n",
+                s.requests,
+                s.elapsed_s,
+                s.statuses
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if s.errors.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("{:?}", s.errors)
+                },
+                r.leaks.foreign_rows,
+                r.leaks.checked_rows
+            );
+        }
+        None => md.push_str("Not measured.\n\n"),
+    }
+
     // ---- Leak evidence, failures.
     let failures: Vec<String> = all_runs
         .iter()
@@ -678,10 +1019,14 @@ pub fn compose(dir: &Path) -> String {
     md.push_str("## Correctness checks\n\n");
     let _ = writeln!(
         md,
-        "Every row of every response was checked against the token's tenant (email marker \
-         `@<slug>.test` and the ids each tenant listed): {checked} rows, {leaked} foreign, \
-         {unmarked} unmarked. Cross-tenant GETs (another tenant's id with this tenant's \
-         token) are part of `get` and `mixed`: they must answer 404.\n"
+        "Every row of every response was checked against the credential's tenant — by its \
+         marker (a person's email, an account's name, an activity's subject ending in \
+         `@<slug>.test`, as the seed and this tool write them) and by the ids each tenant \
+         listed before the run or created during it — and so was every row a response \
+         embeds (a joined read's account, an activity's person, a feed entry's person): \
+         {checked} rows, {leaked} foreign, {unmarked} unmarked. Cross-tenant GETs (another \
+         tenant's id with this tenant's credential) are part of `get` and `mixed`: they must \
+         answer 404.\n"
     );
     if failures.is_empty() {
         md.push_str("No run failed its checks.\n\n");
@@ -696,8 +1041,8 @@ pub fn compose(dir: &Path) -> String {
         for e in &r.leaks.evidence {
             let _ = writeln!(
                 md,
-                "- LEAK in `{}`: {} `{}` with the token of `{}` returned {} ({:?})",
-                r.label, e.op, e.request, e.token_tenant, e.row_id, e.row_email
+                "- LEAK in `{}`: {} `{}` with the token of `{}` returned {} {} ({:?})",
+                r.label, e.op, e.request, e.token_tenant, e.kind, e.row_id, e.row_marker
             );
         }
     }
@@ -766,6 +1111,14 @@ tps = 12345.678901 (without initial connection time)
     }
 
     #[test]
+    fn the_median_takes_the_middle_value() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(4.0));
+        assert_eq!(median(Vec::new()), None);
+        assert_eq!(ratios(&[2.0, 3.0], &[4.0, 0.0]), vec![0.5]);
+    }
+
+    #[test]
     fn saturation_is_the_first_concurrency_near_the_best_throughput() {
         let points: BTreeMap<usize, f64> = [
             (1, 1000.0),
@@ -777,6 +1130,75 @@ tps = 12345.678901 (without initial connection time)
         .into();
         assert_eq!(saturation(&points), Some(4));
         assert_eq!(saturation(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn a_server_config_line_gives_its_numbers() {
+        let c = ServerConfig::parse("TENANTRY_MAX_IN_FLIGHT=32 TENANTRY_MAX_QUEUED=64 X=y\n");
+        assert_eq!(c.get("TENANTRY_MAX_IN_FLIGHT"), Some(32));
+        assert_eq!(c.get("TENANTRY_MAX_QUEUED"), Some(64));
+        assert_eq!(c.get("X"), None);
+        assert_eq!(
+            c.line,
+            "TENANTRY_MAX_IN_FLIGHT=32 TENANTRY_MAX_QUEUED=64 X=y"
+        );
+    }
+
+    #[test]
+    fn the_saturation_table_counts_503s_with_retry_after_apart() {
+        use crate::stats::Summary;
+        let dir = std::env::temp_dir().join(format!("loadtest-compose-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).ok();
+        let sweep_run = |c: usize, n503: u64, with_retry: u64| RunReport {
+            label: format!("sweep-c{c}"),
+            scenario: "list".into(),
+            concurrency: c,
+            summary: Summary {
+                requests: 100,
+                statuses: [(200, 100 - n503), (503, n503)]
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                status_5xx: n503,
+                refusals: if n503 > 0 {
+                    [(
+                        503,
+                        Refusals {
+                            count: n503,
+                            retry_after: with_retry,
+                            problem_json: n503,
+                            ..Refusals::default()
+                        },
+                    )]
+                    .into()
+                } else {
+                    BTreeMap::new()
+                },
+                ..Summary::default()
+            },
+            ..RunReport::default()
+        };
+        for (c, n, r) in [(16, 0, 0), (256, 10, 9)] {
+            sweep_run(c, n, r)
+                .write_json(&dir.join(format!("sweep_c{c}.json")))
+                .ok();
+        }
+        std::fs::write(
+            dir.join("saturation_server.txt"),
+            "TENANTRY_MAX_IN_FLIGHT=32 TENANTRY_MAX_QUEUED=64\n",
+        )
+        .ok();
+        let md = compose(&dir);
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            md.contains("| 256 | 0 | 0.00 | 0.00 | 0 | 10 | 9 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("**not every 503 carried Retry-After**"), "{md}");
+        assert!(
+            md.contains("`TENANTRY_MAX_IN_FLIGHT=32 TENANTRY_MAX_QUEUED=64`"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The run engine: a request budget that always ends (a deadline and a request cap),
 //! the progress bar, a small PRNG, and the timed call wrapper that turns every
-//! response of the generated client into a latency sample, a status count and, for a
-//! failure without a status, an error kind.
+//! response of the generated client into a latency sample, a status count, what its
+//! headers say (the units charged; for a 429 or 503, whether it carried `Retry-After`,
+//! a problem body and the `RateLimit` fields) and, for a failure without a status, an
+//! error kind.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use progenitor_client::{Error, ResponseValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use crate::client::types::Problem;
-use crate::stats::Recorder;
+use crate::stats::{Recorder, ResponseMeta};
 
 /// The result of one call of the generated client.
 pub type ApiResult<T> = Result<ResponseValue<T>, Error<Problem>>;
@@ -167,8 +170,53 @@ pub fn status_of<T>(result: &ApiResult<T>) -> Option<u16> {
     classify(result).0
 }
 
-/// Runs one call of the generated client, recording its latency under `op`, its status
-/// and any failure kind in `rec`.
+/// The headers of a call's response, if it got one.
+pub fn headers_of<T>(result: &ApiResult<T>) -> Option<&HeaderMap> {
+    match result {
+        Ok(rv) => Some(rv.headers()),
+        Err(Error::ErrorResponse(rv)) => Some(rv.headers()),
+        Err(Error::UnexpectedResponse(r)) => Some(r.headers()),
+        _ => None,
+    }
+}
+
+/// The policies a refusal's problem body names (`violated-policies`).
+pub fn violated_of<T>(result: &ApiResult<T>) -> &[String] {
+    match result {
+        Err(Error::ErrorResponse(rv)) => &rv.violated_policies,
+        _ => &[],
+    }
+}
+
+/// What a response's headers say about rate limits and refusals.
+pub fn inspect(headers: &HeaderMap) -> ResponseMeta {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim();
+            // delay-seconds, or an HTTP date (IMF-fixdate ends in GMT).
+            v.parse::<u64>().is_ok() || v.ends_with(" GMT")
+        });
+    let problem_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/problem+json"))
+        });
+    ResponseMeta {
+        cost: text("x-ratelimit-cost").and_then(|v| v.trim().parse().ok()),
+        retry_after,
+        problem_json,
+        ratelimit: text("ratelimit").is_some() && text("ratelimit-policy").is_some(),
+    }
+}
+
+/// Runs one call of the generated client, recording its latency under `op`, its status,
+/// what its headers say, and any failure kind in `rec`.
 pub async fn timed<T, F>(rec: &mut Recorder, op: &str, call: F) -> ApiResult<T>
 where
     F: Future<Output = ApiResult<T>>,
@@ -177,6 +225,9 @@ where
     let result = call.await;
     let (status, kind) = classify(&result);
     rec.record(op, start.elapsed(), status);
+    if let (Some(status), Some(headers)) = (status, headers_of(&result)) {
+        rec.response(status, inspect(headers), violated_of(&result));
+    }
     if let Some(kind) = kind {
         rec.error(kind);
     }
@@ -186,16 +237,51 @@ where
 /// The `Retry-After` of a failed response, in seconds, capped at `cap`.
 pub fn retry_after<T>(result: &ApiResult<T>, cap: Duration) -> Duration {
     let headers = match result {
-        Err(Error::ErrorResponse(rv)) => Some(rv.headers()),
-        Err(Error::UnexpectedResponse(r)) => Some(r.headers()),
-        _ => None,
+        Ok(_) => None,
+        other => headers_of(other),
     };
     headers
-        .and_then(|h| h.get("retry-after"))
+        .and_then(|h| h.get(RETRY_AFTER))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(Duration::from_millis(50), Duration::from_secs)
         .min(cap)
+}
+
+/// Calls `call` until it is neither a 429 nor a 503 (refused before any work was done),
+/// waiting each time for the `Retry-After` (at most 10 s), `attempts` times at most. For
+/// the tool's own setup and teardown requests, which are not measured.
+pub async fn retrying<T, F, Fut>(attempts: usize, mut call: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let mut result = call().await;
+    for _ in 1..attempts.max(1) {
+        if !matches!(status_of(&result), Some(429 | 503)) {
+            break;
+        }
+        tokio::time::sleep(retry_after(&result, Duration::from_secs(10))).await;
+        result = call().await;
+    }
+    result
+}
+
+/// A failed call in one line: the status and the problem's title and detail, or the
+/// client's error (without the response headers progenitor's `Display` includes).
+pub fn describe(error: &Error<Problem>) -> String {
+    match error {
+        Error::ErrorResponse(rv) => format!(
+            "{} {}{}",
+            rv.status().as_u16(),
+            rv.title,
+            rv.detail
+                .as_deref()
+                .map_or_else(String::new, |d| format!(": {d}"))
+        ),
+        Error::UnexpectedResponse(r) => format!("unexpected status {}", r.status().as_u16()),
+        other => other.to_string(),
+    }
 }
 
 /// Parses a duration: `15s`, `2m`, `500ms`, or plain seconds.
@@ -243,6 +329,48 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("1h").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, reqwest::header::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_well_formed_429_is_recognised_from_its_headers() {
+        let meta = inspect(&headers(&[
+            ("content-type", "application/problem+json; charset=utf-8"),
+            ("retry-after", "4"),
+            ("ratelimit", r#""credential";r=0;t=4"#),
+            ("ratelimit-policy", r#""credential";q=120;w=60"#),
+            ("x-ratelimit-cost", "0"),
+        ]));
+        assert_eq!(
+            meta,
+            ResponseMeta {
+                cost: Some(0),
+                retry_after: true,
+                problem_json: true,
+                ratelimit: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_503_without_retry_after_or_problem_body_is_told_apart() {
+        let meta = inspect(&headers(&[("content-type", "text/plain")]));
+        assert_eq!(meta, ResponseMeta::default());
+        let date = inspect(&headers(&[
+            ("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"),
+            ("content-type", "application/problem+json"),
+        ]));
+        assert!(date.retry_after && date.problem_json && !date.ratelimit);
+        assert!(!inspect(&headers(&[("retry-after", "soon")])).retry_after);
+        // A plain JSON body is not a problem body.
+        assert!(!inspect(&headers(&[("content-type", "application/json")])).problem_json);
     }
 
     #[test]

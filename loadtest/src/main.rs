@@ -12,7 +12,9 @@
 //!   `tenantry token`), one client per tenant;
 //! - `engine`: the budget (deadline + request cap: every run ends by itself), the
 //!   progress bar, timed calls;
-//! - `scenario`: `get`, `list`, `walk`, `sync`, `write`, `mixed`, `depth`;
+//! - `scenario`: `get`, `list`, `walk`, `sync`, `write`, `mixed`, `depth`, `limits`;
+//!   `crm`: the accounts and activities operations of `mixed`; `limits`: rate limits
+//!   under load (429s, admitted units against the quota, credential isolation);
 //! - `leak`: the per-row tenant check; `ledger`: sync and idempotency bookkeeping;
 //! - `stats`: HDR histograms and counters; `report`: one run as JSON + Markdown;
 //! - `minimal`: the `minimal-server` baseline (poem + tokio-postgres, no auth, no limits,
@@ -25,9 +27,11 @@
 
 mod client;
 mod compose;
+mod crm;
 mod engine;
 mod leak;
 mod ledger;
+mod limits;
 mod minimal;
 mod report;
 mod scenario;
@@ -117,6 +121,10 @@ struct RunArgs {
     /// Samples per page and method for `depth`.
     #[arg(long, default_value_t = 30)]
     samples: usize,
+    /// Percent of `mixed` workers that authenticate with an API key the run creates
+    /// through the API (and revokes after it) instead of the JWT; 0 for none.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=100))]
+    api_key_share: u64,
     /// A name for the run in the report.
     #[arg(long)]
     label: Option<String>,
@@ -162,7 +170,7 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(target::default_data_dir);
     let slugs = target::tenant_slugs(&args.tenants, &data_dir)?;
-    let mut tenants = Vec::new();
+    let mut tenants: Vec<target::Tenant> = Vec::new();
     for slug in &slugs {
         tenants.push(
             target::minted(&args.base_url, &args.tenantry_bin, slug, args.concurrency).await?,
@@ -178,6 +186,10 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if tenants.is_empty() {
         bail!("no tenant: pass --tenants SLUG,… or --token SLUG=TOKEN");
     }
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| args.scenario.name().to_owned());
     let opts = Options {
         scenario: args.scenario,
         concurrency: args.concurrency,
@@ -187,14 +199,14 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         probes: !args.no_probes,
         depth_pages: args.depth_pages.clone(),
         samples: args.samples,
+        api_key_share: args.api_key_share,
+        label: label.clone(),
     };
-    let (ids, leak, prefetch_leaks) = scenario::prefetch(&tenants, &opts)
+    let mut prepared = scenario::prepare(&mut tenants, &opts)
         .await
         .context("preparing the run")?;
-    let label = args
-        .label
-        .clone()
-        .unwrap_or_else(|| args.scenario.name().to_owned());
+    let prefetch_leaks = std::mem::take(&mut prepared.stats);
+    let setup_notes = std::mem::take(&mut prepared.notes);
     let budget = Arc::new(Budget::new(args.duration, args.max_requests));
     let started_at = chrono::Utc::now();
     let (bar, ticker) = engine::progress(budget.clone(), &label);
@@ -206,21 +218,19 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
             }
         })
     };
-    let shared = Arc::new(Shared {
-        tenants,
-        ids,
-        leak,
-        opts: opts.clone(),
-        budget: budget.clone(),
-    });
+    let shared = Arc::new(Shared::new(tenants, prepared, opts.clone(), budget.clone()));
     let outcome = scenario::run(shared.clone()).await;
     let elapsed = budget.started().elapsed();
     budget.stop();
     interrupt.abort();
     let _ = ticker.await;
     bar.finish_and_clear();
+    let teardown_notes = scenario::teardown(&shared).await;
     let mut outcome = outcome?;
     outcome.leaks.merge(&prefetch_leaks);
+    let mut notes = setup_notes;
+    notes.append(&mut outcome.notes);
+    notes.extend(teardown_notes);
 
     let mut report = RunReport {
         label,
@@ -242,8 +252,10 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         )
         .then_some(outcome.idempotency),
         sync: outcome.sync,
+        limits: outcome.limits,
+        credentials: outcome.credentials,
         failures: Vec::new(),
-        notes: outcome.notes,
+        notes,
     };
     report.judge();
     if let Some(path) = &args.json {

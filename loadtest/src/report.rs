@@ -8,9 +8,12 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::leak::LeakStats;
 use crate::ledger::{IdempotencyOutcome, SyncOutcome};
-use crate::scenario::WalkOutcome;
+use crate::limits::LimitsOutcome;
+use crate::scenario::{CredentialCount, WalkOutcome};
 use crate::stats::{LatencySummary, Summary};
 
 /// One run.
@@ -47,6 +50,12 @@ pub struct RunReport {
     pub idempotency: Option<IdempotencyOutcome>,
     /// The sync verdict (`sync`).
     pub sync: Option<SyncOutcome>,
+    /// The rate-limit verdict (`limits`).
+    #[serde(default)]
+    pub limits: Option<LimitsOutcome>,
+    /// Requests and checked rows by kind of credential (`jwt`, `api_key`).
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialCount>,
     /// Why the run failed (empty: it passed).
     pub failures: Vec<String>,
     /// Remarks.
@@ -55,8 +64,9 @@ pub struct RunReport {
 
 impl RunReport {
     /// Fills `failures` from the checks: leaks, sync misses or duplicates, broken walks,
-    /// wrong idempotent replays. (5xx are reported, not failed on: the overload run
-    /// judges them.)
+    /// wrong idempotent replays, broken joins, and for `limits` malformed 429s or a
+    /// credential refused for another's use. (5xx are reported, not failed on: the
+    /// overload run judges them.)
     pub fn judge(&mut self) {
         let mut failures = Vec::new();
         if self.leaks.foreign_rows > 0 {
@@ -97,6 +107,14 @@ impl RunReport {
                 "idempotency: {} wrong replay(s), {} wrong conflict answer(s)",
                 i.replays_wrong, i.conflicts_wrong
             ));
+        }
+        for kind in ["feed_person_mismatch", "joined_account_name_missing"] {
+            if let Some(n) = self.summary.errors.get(kind) {
+                failures.push(format!("join: {n} {kind}"));
+            }
+        }
+        if let Some(l) = &self.limits {
+            failures.extend(l.failures());
         }
         if self
             .summary
@@ -152,21 +170,39 @@ impl RunReport {
         let errors: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(md, "Statuses: {}  ", or_none(&statuses.join(", ")));
         let _ = writeln!(md, "Errors: {}\n", or_none(&errors.join(", ")));
+        for line in refusal_lines(s) {
+            let _ = writeln!(md, "{line}  ");
+        }
         let l = &self.leaks;
+        let kinds: Vec<String> = l.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(
             md,
-            "Leak check: {} rows checked, {} foreign, {} unmarked\n",
-            l.checked_rows, l.foreign_rows, l.unmarked_rows
+            "\nLeak check: {} rows checked ({}), {} foreign, {} unmarked\n",
+            l.checked_rows,
+            or_none(&kinds.join(", ")),
+            l.foreign_rows,
+            l.unmarked_rows
         );
+        for (kind, c) in &self.credentials {
+            let _ = writeln!(
+                md,
+                "- credential `{kind}`: {} worker(s), {} requests, {} 2xx, {} rows checked, {} foreign",
+                c.workers, c.requests, c.ok, c.rows_checked, c.foreign_rows
+            );
+        }
+        if !self.credentials.is_empty() {
+            md.push('\n');
+        }
         for e in &l.evidence {
             let _ = writeln!(
                 md,
-                "- LEAK {} `{}`: token of `{}` got row {} (email {:?}, marker {:?}, listed under {:?})",
+                "- LEAK {} `{}`: token of `{}` got {} {} (marker text {:?}, marker {:?}, owned by {:?})",
                 e.op,
                 e.request,
                 e.token_tenant,
+                if e.kind.is_empty() { "row" } else { &e.kind },
                 e.row_id,
-                e.row_email,
+                e.row_marker,
                 e.marker_tenant,
                 e.known_owner
             );
@@ -197,6 +233,9 @@ impl RunReport {
                 y.acknowledged_rows, y.received_rows, y.missed, y.duplicated, y.caught_up
             );
         }
+        if let Some(l) = &self.limits {
+            md.push_str(&limits_markdown(l));
+        }
         for n in &self.notes {
             let _ = writeln!(md, "- {n}");
         }
@@ -222,6 +261,110 @@ impl RunReport {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
     }
+}
+
+/// One line per refusal status (429, 503): how many, and how many carried what they must.
+pub fn refusal_lines(s: &Summary) -> Vec<String> {
+    s.refusals
+        .iter()
+        .map(|(status, r)| {
+            let policies: Vec<String> =
+                r.policies.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            format!(
+                "{status}: {} — Retry-After on {}, application/problem+json on {}, RateLimit + \
+                 RateLimit-Policy on {}{}",
+                r.count,
+                r.retry_after,
+                r.problem_json,
+                r.ratelimit,
+                if policies.is_empty() {
+                    String::new()
+                } else {
+                    format!("; violated policies: {}", policies.join(", "))
+                }
+            )
+        })
+        .collect()
+}
+
+/// The `limits` verdict as Markdown: the policies, each phase's admission per credential
+/// and for the tenant, the 429s, and the isolation verdict.
+pub fn limits_markdown(l: &LimitsOutcome) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Rate-limit policies (from the server's `RateLimit-Policy`): `{}`\n",
+        l.policy_header
+    );
+    md.push_str(
+        "| phase | credential | role | workers | requests | 2xx | 429 | other | 429 named | units admitted | bound (q + q·t/w) | admitted / bound |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
+    );
+    for p in &l.phases {
+        for lane in &p.lanes {
+            let named: Vec<String> = lane
+                .policies
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} ({:.1} s) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} |",
+                p.name,
+                p.elapsed_s,
+                lane.name,
+                lane.role,
+                lane.workers,
+                lane.requests,
+                lane.ok,
+                lane.refused,
+                lane.other,
+                or_none(&named.join(", ")),
+                lane.admission.units_ok,
+                lane.admission.bound,
+                lane.admission.ratio
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| {} ({:.1} s) | **tenant (all keys)** | | | | | | | | {} | {:.0} | {:.2} |",
+            p.name, p.elapsed_s, p.tenant.units_ok, p.tenant.bound, p.tenant.ratio
+        );
+    }
+    if l.run_elapsed_s > 0.0 {
+        let _ = writeln!(
+            md,
+            "| both phases ({:.1} s) | **tenant (all keys)** | | | | | | | | {} | {:.0} | {:.2} |",
+            l.run_elapsed_s, l.run_tenant.units_ok, l.run_tenant.bound, l.run_tenant.ratio
+        );
+    }
+    let r = &l.refusals;
+    let named: u64 = r.policies.values().sum();
+    let _ = writeln!(
+        md,
+        "\nEvery 429 ({}): Retry-After {}, application/problem+json {}, RateLimit + \
+         RateLimit-Policy {}, a violated policy named {} — {}.  ",
+        r.count,
+        r.retry_after,
+        r.problem_json,
+        r.ratelimit,
+        named,
+        if r.count > 0 && r.all_well_formed(true) && named >= r.count {
+            "all well-formed"
+        } else {
+            "**not all well-formed**"
+        }
+    );
+    let _ = writeln!(
+        md,
+        "One credential over its budget vs another of the same tenant (phase `credential`): **{}**.\n",
+        l.isolation
+    );
+    for p in &l.phases {
+        let _ = writeln!(md, "- phase `{}`: {}", p.name, p.description);
+    }
+    md.push('\n');
+    md
 }
 
 fn or_none(s: &str) -> &str {
@@ -263,11 +406,59 @@ mod tests {
     fn a_clean_run_passes_and_says_so() {
         let mut r = report();
         r.leaks.checked_rows = 10;
+        r.leaks.by_kind.insert("person".into(), 10);
         r.judge();
         assert!(r.passed());
         let md = r.markdown();
         assert!(md.contains("**PASS**"), "{md}");
-        assert!(md.contains("10 rows checked, 0 foreign"), "{md}");
+        assert!(
+            md.contains("10 rows checked (person 10), 0 foreign"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_limits_run_with_a_malformed_429_fails_and_shows_its_phases() {
+        use crate::limits::{Admission, Lane, Phase};
+        use crate::stats::Refusals;
+        let mut r = report();
+        r.scenario = "limits".into();
+        r.limits = Some(LimitsOutcome {
+            policy_header: r#""tenant";q=600;w=10, "credential";q=200;w=10"#.into(),
+            phases: vec![Phase {
+                name: "credential".into(),
+                elapsed_s: 10.0,
+                lanes: vec![Lane {
+                    name: "A".into(),
+                    role: "greedy".into(),
+                    refused: 3,
+                    admission: Admission {
+                        units_ok: 390,
+                        bound: 400.0,
+                        ratio: 0.975,
+                    },
+                    ..Lane::default()
+                }],
+                ..Phase::default()
+            }],
+            refusals: Refusals {
+                count: 3,
+                retry_after: 2,
+                problem_json: 3,
+                ratelimit: 3,
+                policies: [("credential".to_owned(), 3)].into(),
+            },
+            isolation: "held".into(),
+            ..LimitsOutcome::default()
+        });
+        r.judge();
+        assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+        let md = r.markdown();
+        assert!(
+            md.contains("| 390 | 400 | 0.97 |") || md.contains("| 390 | 400 | 0.98 |"),
+            "{md}"
+        );
+        assert!(md.contains("**not all well-formed**"), "{md}");
     }
 
     #[test]
@@ -278,8 +469,9 @@ mod tests {
             op: "list_people".into(),
             request: "GET /v1/people?limit=50".into(),
             token_tenant: "seed-a-0".into(),
+            kind: "person".into(),
             row_id: uuid::Uuid::nil(),
-            row_email: Some("x@seed-a-1.test".into()),
+            row_marker: Some("x@seed-a-1.test".into()),
             marker_tenant: Some("seed-a-1".into()),
             known_owner: None,
         });

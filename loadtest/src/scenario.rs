@@ -12,10 +12,15 @@
 //!   says what was missed or duplicated.
 //! - `write`: POST with an `Idempotency-Key`, retried with the same key on failure,
 //!   replayed on purpose (same response expected) and reused with another body (422).
-//! - `mixed`: gets, first pages, walk steps, creates, updates and probes in one stream.
+//! - `mixed`: people (gets, first pages, joined reads with the account name, walk steps,
+//!   creates, updates), accounts and activities (gets, first pages, creates, the activity
+//!   feed) and cross-tenant probes of all three, in one stream; a share of the workers
+//!   (`--api-key-share`) authenticate with an API key created through the API for the
+//!   run (and revoked after it) instead of the JWT.
 //! - `depth`: keyset vs offset page latency at given page numbers of one tenant.
+//! - `limits`: rate limits under load (see `limits`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,12 +31,14 @@ use clap::ValueEnum;
 use progenitor_client::Error;
 use uuid::Uuid;
 
-use crate::client::types;
-use crate::engine::{ApiResult, Budget, Rng, retry_after, status_of, timed};
-use crate::leak::{LeakCheck, LeakStats, Origin, marked_email};
+use crate::client::{self, types};
+use crate::crm;
+use crate::engine::{ApiResult, Budget, Rng, describe, retry_after, retrying, status_of, timed};
+use crate::leak::{LeakCheck, LeakStats, Marked, Origin, marked_email};
 use crate::ledger::{IdempotencyOutcome, SyncLedger, SyncOutcome};
+use crate::limits::LimitsOutcome;
 use crate::stats::Recorder;
-use crate::target::Tenant;
+use crate::target::{self, Tenant};
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -47,10 +54,12 @@ pub enum Scenario {
     Sync,
     /// Idempotent creates with retries and replays.
     Write,
-    /// A mix of all of the above.
+    /// People, accounts, activities, the feed, probes; JWT and API-key workers.
     Mixed,
     /// Keyset vs offset latency by page depth (one tenant, sequential).
     Depth,
+    /// Rate limits under load: 429s, admitted units vs quota, credential isolation.
+    Limits,
 }
 
 impl Scenario {
@@ -64,12 +73,18 @@ impl Scenario {
             Self::Write => "write",
             Self::Mixed => "mixed",
             Self::Depth => "depth",
+            Self::Limits => "limits",
         }
     }
 
-    /// Whether it needs ids listed before it starts.
+    /// Whether it needs people ids listed before it starts.
     fn needs_ids(self) -> bool {
-        matches!(self, Self::Get | Self::Sync | Self::Mixed)
+        matches!(self, Self::Get | Self::Sync | Self::Mixed | Self::Limits)
+    }
+
+    /// Whether it reads and writes accounts and activities.
+    fn needs_crm(self) -> bool {
+        matches!(self, Self::Mixed)
     }
 }
 
@@ -82,8 +97,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Page size of lists and walks.
     pub page_size: u64,
-    /// How many ids per tenant to list before the run (for `get`, `sync`, `mixed`, and
-    /// the leak check's id map).
+    /// How many ids per tenant (people, accounts, activities) to list before the run (for
+    /// `get`, `sync`, `mixed`, `limits`, and the leak check's id map).
     pub prefetch: usize,
     /// The server's sync safety window (`TENANTRY_SYNC_SAFETY_WINDOW_MS`): how long the
     /// sync reader keeps polling after the last write.
@@ -94,6 +109,10 @@ pub struct Options {
     pub depth_pages: Vec<u64>,
     /// Samples per page and method for `depth`.
     pub samples: usize,
+    /// Percent of `mixed` workers that authenticate with an API key instead of the JWT.
+    pub api_key_share: u64,
+    /// A name for the run (names the API keys it creates).
+    pub label: String,
 }
 
 /// The walk checks' counters.
@@ -121,6 +140,31 @@ impl WalkOutcome {
     }
 }
 
+/// What the workers of one kind of credential (`jwt`, `api_key`) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CredentialCount {
+    /// Workers.
+    pub workers: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// 2xx responses.
+    pub ok: u64,
+    /// Rows leak-checked.
+    pub rows_checked: u64,
+    /// Foreign rows among them. Must be 0.
+    pub foreign_rows: u64,
+}
+
+impl CredentialCount {
+    fn merge(&mut self, o: &Self) {
+        self.workers += o.workers;
+        self.requests += o.requests;
+        self.ok += o.ok;
+        self.rows_checked += o.rows_checked;
+        self.foreign_rows += o.foreign_rows;
+    }
+}
+
 /// What the workers of a run recorded together.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -134,27 +178,77 @@ pub struct Outcome {
     pub walks: WalkOutcome,
     /// `sync` verdict.
     pub sync: Option<SyncOutcome>,
+    /// `limits` verdict.
+    pub limits: Option<LimitsOutcome>,
+    /// Requests and checked rows by kind of credential.
+    pub credentials: BTreeMap<String, CredentialCount>,
     /// Things worth saying in the report.
     pub notes: Vec<String>,
 }
 
 impl Outcome {
-    fn merge(&mut self, o: &Self) {
+    /// Adds `o` into `self` (all but the `sync` and `limits` verdicts).
+    pub fn merge(&mut self, o: &Self) {
         self.rec.merge(&o.rec);
         self.leaks.merge(&o.leaks);
         self.idempotency.merge(&o.idempotency);
         self.walks.merge(&o.walks);
+        for (k, c) in &o.credentials {
+            self.credentials.entry(k.clone()).or_default().merge(c);
+        }
         self.notes.extend(o.notes.iter().cloned());
     }
+}
+
+/// Which tenant a call acts for, and with which of its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who {
+    /// The tenant's index in the run.
+    pub t: usize,
+    /// Whether to authenticate with the tenant's API key instead of its JWT.
+    pub key: bool,
+}
+
+impl Who {
+    /// Tenant `t` with its JWT.
+    pub fn jwt(t: usize) -> Self {
+        Self { t, key: false }
+    }
+}
+
+/// What was listed and created before the run.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// People ids per tenant.
+    pub ids: Vec<Vec<Uuid>>,
+    /// Account ids per tenant (listed, and the marked ones created for the run).
+    pub accounts: Vec<Vec<Uuid>>,
+    /// The marked accounts created for the run, per tenant: new people link to them, so
+    /// joined reads return marked account names.
+    pub marked_accounts: Vec<Vec<Uuid>>,
+    /// Activity ids per tenant (listed, and created for the run).
+    pub activities: Vec<Vec<Uuid>>,
+    /// The leak check, knowing every listed and created id's tenant.
+    pub leak: LeakCheck,
+    /// The leak check's counts over what was listed and created.
+    pub stats: LeakStats,
+    /// Remarks for the report.
+    pub notes: Vec<String>,
 }
 
 /// Everything the workers share.
 pub struct Shared {
     /// The tenants.
     pub tenants: Vec<Tenant>,
-    /// Ids listed per tenant before the run.
+    /// People ids listed per tenant before the run.
     pub ids: Vec<Vec<Uuid>>,
-    /// The leak check (knows every listed id's tenant).
+    /// Account ids per tenant.
+    pub accounts: Vec<Vec<Uuid>>,
+    /// Marked account ids per tenant (created for the run).
+    pub marked_accounts: Vec<Vec<Uuid>>,
+    /// Activity ids per tenant.
+    pub activities: Vec<Vec<Uuid>>,
+    /// The leak check (knows every listed id's tenant, learns created ones).
     pub leak: LeakCheck,
     /// Options.
     pub opts: Options,
@@ -163,84 +257,287 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn check_rows(
+    /// Builds the shared state from the tenants and what was prepared.
+    pub fn new(tenants: Vec<Tenant>, p: Prepared, opts: Options, budget: Arc<Budget>) -> Self {
+        Self {
+            tenants,
+            ids: p.ids,
+            accounts: p.accounts,
+            marked_accounts: p.marked_accounts,
+            activities: p.activities,
+            leak: p.leak,
+            opts,
+            budget,
+        }
+    }
+
+    /// The client `who` calls with.
+    pub fn client(&self, who: Who) -> &client::Client {
+        self.tenants[who.t].client(who.key)
+    }
+
+    /// Leak-checks `value` (and what it embeds) as returned to tenant `t`; returns the
+    /// number of foreign rows.
+    pub fn check(
         &self,
         leaks: &mut LeakStats,
-        tenant: usize,
-        rows: &[types::Person],
+        t: usize,
+        value: &dyn Marked,
         op: &str,
         request: &str,
     ) -> u64 {
-        let origin = Origin { op, request };
+        self.leak
+            .check_value(leaks, t, value, Origin { op, request })
+    }
+
+    /// Leak-checks every item of `rows`; returns the number of foreign rows.
+    pub fn check_all<R: Marked>(
+        &self,
+        leaks: &mut LeakStats,
+        t: usize,
+        rows: &[R],
+        op: &str,
+        request: &str,
+    ) -> u64 {
         rows.iter()
-            .filter(|p| {
-                self.leak
-                    .check(leaks, tenant, p.id, p.email.as_deref(), origin)
-            })
-            .count() as u64
+            .map(|r| self.check(leaks, t, r, op, request))
+            .sum()
+    }
+
+    /// The answer to a GET of another tenant's id: 404, or a leak (checked and recorded).
+    pub fn expect_404<T: Marked>(
+        &self,
+        out: &mut Outcome,
+        t: usize,
+        result: ApiResult<T>,
+        op: &str,
+        request: &str,
+    ) {
+        match result {
+            Ok(rv) => {
+                // The id is known to be another tenant's: the check records it as a leak.
+                if self.check(&mut out.leaks, t, &rv.into_inner(), op, request) == 0 {
+                    out.rec.error("foreign_get_not_404");
+                }
+            }
+            Err(Error::ErrorResponse(rv)) if rv.status().as_u16() == 404 => {}
+            Err(_) => out.rec.error("foreign_get_not_404"),
+        }
+    }
+
+    /// Whether worker `w` authenticates with an API key: the first
+    /// `api_key_share`% of the workers (rounded down), when the tenants have keys.
+    pub fn key_worker(&self, w: usize) -> bool {
+        uses_key(w, self.opts.concurrency, self.opts.api_key_share)
+            && self.tenants.iter().all(|t| t.api_key.is_some())
     }
 }
 
-/// Lists up to `opts.prefetch` ids of each tenant (leak-checked; not measured).
-pub async fn prefetch(
-    tenants: &[Tenant],
-    opts: &Options,
-) -> anyhow::Result<(Vec<Vec<Uuid>>, LeakCheck, LeakStats)> {
-    let mut leak = LeakCheck::new(tenants.iter().map(|t| t.slug.clone()).collect());
-    let mut all = Vec::with_capacity(tenants.len());
-    let mut stats = LeakStats::default();
-    // Pass 1 collects ids; pass 2 (below) checks them once every tenant's ids are known.
-    let mut pages: Vec<Vec<types::Person>> = Vec::new();
-    for (t, tenant) in tenants.iter().enumerate() {
-        let mut ids = Vec::new();
-        let mut rows_of_tenant = Vec::new();
-        let mut cursor: Option<String> = None;
-        let max_pages = opts.prefetch.div_ceil(200) + 1;
-        for _ in 0..max_pages {
-            if ids.len() >= opts.prefetch {
+fn uses_key(w: usize, concurrency: usize, share: u64) -> bool {
+    (w as u64 + 1) * 100 <= share * concurrency as u64
+}
+
+/// Lists pages of `$what` of one tenant (200 a page) until `$max` rows; a 429 or 503 is
+/// waited out (its `Retry-After`, at most 10 s, five times). `$make` builds the request
+/// from `$limit` and `$cursor`.
+macro_rules! list_rows {
+    ($max:expr, $what:expr, $slug:expr, |$limit:ident, $cursor:ident| $make:expr) => {{
+        let max: usize = $max;
+        let mut rows = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..(max.div_ceil(200) + 1) {
+            if rows.len() >= max {
                 break;
             }
-            let mut req = tenant.client.list_people().limit(200u64);
-            if let Some(c) = &cursor {
-                req = req.cursor(c.clone());
-            }
-            let page = req
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("listing people of `{}`: {e}", tenant.slug))?
-                .into_inner();
-            for p in &page.data {
-                ids.push(p.id);
-                leak.learn(t, p.id);
-            }
-            rows_of_tenant.extend(page.data);
+            let mut attempt = 0;
+            let page = loop {
+                let $limit = 200u64;
+                let $cursor = next.clone();
+                let result = $make.send().await;
+                if matches!(status_of(&result), Some(429 | 503)) && attempt < 5 {
+                    attempt += 1;
+                    tokio::time::sleep(retry_after(&result, Duration::from_secs(10))).await;
+                    continue;
+                }
+                match result {
+                    Ok(rv) => break rv.into_inner(),
+                    Err(e) => anyhow::bail!("listing {} of `{}`: {}", $what, $slug, describe(&e)),
+                }
+            };
+            rows.extend(page.data);
             match (page.has_more, page.next_cursor) {
-                (true, Some(c)) => cursor = Some(c),
+                (true, Some(c)) => next = Some(c),
                 _ => break,
             }
         }
-        ids.truncate(opts.prefetch);
-        if ids.is_empty() && opts.scenario.needs_ids() {
+        rows.truncate(max);
+        rows
+    }};
+}
+
+/// How many marked accounts and activities `mixed` creates per tenant before the run.
+const SETUP_ACCOUNTS: usize = 3;
+const SETUP_ACTIVITIES: usize = 10;
+
+/// Lists up to `opts.prefetch` ids of each tenant (people; for `mixed` also accounts and
+/// activities), creates what `mixed` needs (a few marked accounts and activities, and an
+/// API key per tenant when `--api-key-share` > 0). Leak-checked, not measured.
+pub async fn prepare(tenants: &mut [Tenant], opts: &Options) -> anyhow::Result<Prepared> {
+    let mut p = Prepared {
+        leak: LeakCheck::new(tenants.iter().map(|t| t.slug.clone()).collect()),
+        ..Prepared::default()
+    };
+    let crm = opts.scenario.needs_crm();
+    // Pass 1 collects ids; pass 2 (below) checks the rows once every tenant's ids are known.
+    let mut people_rows: Vec<Vec<types::Person>> = Vec::new();
+    let mut account_rows: Vec<Vec<types::Account>> = Vec::new();
+    let mut activity_rows: Vec<Vec<types::Activity>> = Vec::new();
+    for (t, tenant) in tenants.iter().enumerate() {
+        let people = list_rows!(opts.prefetch, "people", tenant.slug, |limit, cursor| {
+            let mut r = tenant.client.list_people().limit(limit);
+            if let Some(c) = cursor {
+                r = r.cursor(c);
+            }
+            r
+        });
+        if people.is_empty() && opts.scenario.needs_ids() {
             anyhow::bail!("tenant `{}` has no people: seed it first", tenant.slug);
         }
-        pages.push(rows_of_tenant);
-        all.push(ids);
+        let (accounts, activities) = if crm {
+            let accounts = list_rows!(opts.prefetch, "accounts", tenant.slug, |limit, cursor| {
+                let mut r = tenant.client.list_accounts().limit(limit);
+                if let Some(c) = cursor {
+                    r = r.cursor(c);
+                }
+                r
+            });
+            let activities =
+                list_rows!(opts.prefetch, "activities", tenant.slug, |limit, cursor| {
+                    let mut r = tenant.client.list_activities().limit(limit);
+                    if let Some(c) = cursor {
+                        r = r.cursor(c);
+                    }
+                    r
+                });
+            (accounts, activities)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        for r in &people {
+            p.leak.learn(t, r.id);
+        }
+        for r in &accounts {
+            p.leak.learn(t, r.id);
+        }
+        for r in &activities {
+            p.leak.learn(t, r.id);
+        }
+        p.ids.push(people.iter().map(|r| r.id).collect());
+        p.accounts.push(accounts.iter().map(|r| r.id).collect());
+        p.activities.push(activities.iter().map(|r| r.id).collect());
+        p.marked_accounts.push(Vec::new());
+        people_rows.push(people);
+        account_rows.push(accounts);
+        activity_rows.push(activities);
     }
-    for (t, rows) in pages.iter().enumerate() {
-        for p in rows {
-            leak.check(
-                &mut stats,
-                t,
-                p.id,
-                p.email.as_deref(),
-                Origin {
-                    op: "prefetch",
-                    request: "GET /v1/people?limit=200",
-                },
-            );
+    let prefetch_origin = |op| Origin {
+        op,
+        request: "GET /v1/…?limit=200 (prefetch)",
+    };
+    for t in 0..tenants.len() {
+        for r in &people_rows[t] {
+            p.leak
+                .check_value(&mut p.stats, t, r, prefetch_origin("prefetch_people"));
+        }
+        for r in &account_rows[t] {
+            p.leak
+                .check_value(&mut p.stats, t, r, prefetch_origin("prefetch_accounts"));
+        }
+        for r in &activity_rows[t] {
+            p.leak
+                .check_value(&mut p.stats, t, r, prefetch_origin("prefetch_activities"));
         }
     }
-    Ok((all, leak, stats))
+    if crm {
+        setup_crm(tenants, &mut p).await?;
+    }
+    if opts.scenario == Scenario::Mixed
+        && opts.api_key_share > 0
+        && (0..opts.concurrency).any(|w| uses_key(w, opts.concurrency, opts.api_key_share))
+    {
+        for tenant in tenants.iter_mut() {
+            let name = format!("loadtest {}", opts.label);
+            let key = target::create_api_key(tenant, &name, crm::MIXED_KEY_SCOPES).await?;
+            p.notes.push(format!(
+                "`{}`: API key {} ({}) created through POST /v1/api_keys for the run, revoked after it",
+                tenant.slug, key.prefix, key.id
+            ));
+            tenant.api_key = Some(key);
+        }
+    }
+    Ok(p)
+}
+
+/// Creates a few marked accounts and activities per tenant (so that reads return rows
+/// the marker check can judge, and the feed has entries); learns their ids.
+async fn setup_crm(tenants: &[Tenant], p: &mut Prepared) -> anyhow::Result<()> {
+    for (t, tenant) in tenants.iter().enumerate() {
+        let origin = Origin {
+            op: "setup",
+            request: "POST /v1/accounts | /v1/activities (setup)",
+        };
+        for _ in 0..SETUP_ACCOUNTS {
+            let body = crm::new_account(&tenant.slug, "setup")
+                .context("building a marked account name")?;
+            let account = retrying(5, || {
+                tenant.client.create_account().body(body.clone()).send()
+            })
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("creating an account of `{}`: {}", tenant.slug, describe(&e))
+            })?
+            .into_inner();
+            p.leak.check_value(&mut p.stats, t, &account, origin);
+            p.leak.learn(t, account.id);
+            p.accounts[t].push(account.id);
+            p.marked_accounts[t].push(account.id);
+        }
+        let people = &p.ids[t];
+        for n in 0..SETUP_ACTIVITIES.min(people.len()) {
+            let person = people[(n * 7919) % people.len()];
+            let body = crm::new_activity(&tenant.slug, person, n)
+                .context("building a marked activity subject")?;
+            let activity = retrying(5, || {
+                tenant.client.create_activity().body(body.clone()).send()
+            })
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "creating an activity of `{}`: {}",
+                    tenant.slug,
+                    describe(&e)
+                )
+            })?
+            .into_inner();
+            p.leak.check_value(&mut p.stats, t, &activity, origin);
+            p.leak.learn(t, activity.id);
+            p.activities[t].push(activity.id);
+        }
+    }
+    Ok(())
+}
+
+/// Revokes the API keys the run created; returns what to note in the report.
+pub async fn teardown(shared: &Shared) -> Vec<String> {
+    let mut notes = Vec::new();
+    for tenant in &shared.tenants {
+        if let Some(key) = &tenant.api_key
+            && let Err(e) = target::revoke_api_key(tenant, key.id).await
+        {
+            notes.push(format!("could not revoke API key {}: {e}", key.prefix));
+        }
+    }
+    notes
 }
 
 /// Runs the scenario's workers until the budget ends.
@@ -259,6 +556,7 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
         match opts.scenario {
             Scenario::Sync => sync(shared.clone()).await,
             Scenario::Depth => depth(shared.clone()).await,
+            Scenario::Limits => crate::limits::run(shared.clone()).await,
             _ => {
                 let mut handles = Vec::with_capacity(opts.concurrency);
                 for w in 0..opts.concurrency {
@@ -278,10 +576,12 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
         .context("the run did not end within its time cap")??;
     total.merge(&out);
     total.sync = out.sync;
+    total.limits = out.limits;
     Ok(total)
 }
 
-fn seed(w: usize) -> u64 {
+/// A seed for worker `w`'s PRNG.
+pub fn seed(w: usize) -> u64 {
     let nanos = Utc::now().timestamp_subsec_nanos();
     (w as u64 + 1).wrapping_mul(0x100_0000_01B3) ^ u64::from(nanos)
 }
@@ -290,57 +590,100 @@ async fn worker(shared: Arc<Shared>, w: usize) -> Outcome {
     let mut out = Outcome::default();
     let mut rng = Rng::new(seed(w));
     let n = shared.tenants.len();
+    let key = shared.key_worker(w);
     // Walk state for `mixed` (a walk advanced one page at a time) and `walk`.
     let mut walk_cursor: Option<(usize, String)> = None;
     let mut i = w;
     while !shared.budget.over() {
         i += 1;
-        let t = i % n;
+        let who = Who { t: i % n, key };
         match shared.opts.scenario {
             Scenario::Get => {
                 if shared.opts.probes && n > 1 && rng.chance(5) {
-                    probe(&shared, &mut out, &mut rng, t).await;
+                    probe(&shared, &mut out, &mut rng, who).await;
                 } else {
-                    get(&shared, &mut out, &mut rng, t).await;
+                    get(&shared, &mut out, &mut rng, who).await;
                 }
             }
             Scenario::List => {
-                first_page(&shared, &mut out, t).await;
+                first_page(&shared, &mut out, who, false).await;
             }
-            Scenario::Walk => walk(&shared, &mut out, t).await,
+            Scenario::Walk => walk(&shared, &mut out, who).await,
             Scenario::Write => {
-                create(&shared, &mut out, &mut rng, t, w).await;
+                create(&shared, &mut out, &mut rng, who, w).await;
             }
-            Scenario::Mixed => match rng.below(100) {
-                0..50 => get(&shared, &mut out, &mut rng, t).await,
-                50..70 => first_page(&shared, &mut out, t).await,
-                70..80 => walk_step(&shared, &mut out, &mut walk_cursor, t).await,
-                80..90 => {
-                    create(&shared, &mut out, &mut rng, t, w).await;
-                }
-                90..95 => {
-                    update(&shared, &mut out, &mut rng, t, None).await;
-                }
-                _ if shared.opts.probes && n > 1 => probe(&shared, &mut out, &mut rng, t).await,
-                _ => get(&shared, &mut out, &mut rng, t).await,
-            },
-            Scenario::Sync | Scenario::Depth => break,
+            Scenario::Mixed => {
+                mixed_step(&shared, &mut out, &mut rng, &mut walk_cursor, who, w).await;
+            }
+            Scenario::Sync | Scenario::Depth | Scenario::Limits => break,
         }
     }
+    let kind = if key { "api_key" } else { "jwt" };
+    let ok = out
+        .rec
+        .statuses
+        .iter()
+        .filter(|(s, _)| (200..300).contains(*s))
+        .map(|(_, n)| n)
+        .sum();
+    out.credentials.insert(
+        kind.to_owned(),
+        CredentialCount {
+            workers: 1,
+            requests: out.rec.requests,
+            ok,
+            rows_checked: out.leaks.checked_rows,
+            foreign_rows: out.leaks.foreign_rows,
+        },
+    );
     out
 }
 
-async fn get(shared: &Shared, out: &mut Outcome, rng: &mut Rng, t: usize) {
-    let ids = &shared.ids[t];
+/// One operation of `mixed`, picked at random: about 60% people, 20% accounts, 15%
+/// activities, 5% cross-tenant probes.
+async fn mixed_step(
+    shared: &Shared,
+    out: &mut Outcome,
+    rng: &mut Rng,
+    walk_cursor: &mut Option<(usize, String)>,
+    who: Who,
+    w: usize,
+) {
+    let probes = shared.opts.probes && shared.tenants.len() > 1;
+    match rng.below(100) {
+        0..27 => get(shared, out, rng, who).await,
+        27..35 => first_page(shared, out, who, false).await,
+        35..41 => first_page(shared, out, who, true).await,
+        41..47 => walk_step(shared, out, walk_cursor, who).await,
+        47..53 => {
+            create(shared, out, rng, who, w).await;
+        }
+        53..56 => {
+            update(shared, out, rng, who, None).await;
+        }
+        56..64 => crm::get_account(shared, out, rng, who).await,
+        64..68 => crm::list_accounts(shared, out, who).await,
+        68..70 => crm::create_account(shared, out, who).await,
+        70..76 => crm::get_activity(shared, out, rng, who).await,
+        76..80 => crm::list_activities(shared, out, who).await,
+        80..86 => crm::activity_feed(shared, out, who).await,
+        86..90 => crm::create_activity(shared, out, rng, who).await,
+        90..93 if probes => probe(shared, out, rng, who).await,
+        93..95 if probes => crm::probe(shared, out, rng, who).await,
+        _ => get(shared, out, rng, who).await,
+    }
+}
+
+async fn get(shared: &Shared, out: &mut Outcome, rng: &mut Rng, who: Who) {
+    let ids = &shared.ids[who.t];
     if ids.is_empty() || !shared.budget.take() {
         return;
     }
     let id = ids[rng.below(ids.len())];
-    let tenant = &shared.tenants[t];
     let result = timed(
         &mut out.rec,
         "get_person",
-        tenant.client.get_person().id(id).send(),
+        shared.client(who).get_person().id(id).send(),
     )
     .await;
     if let Ok(rv) = result {
@@ -349,14 +692,14 @@ async fn get(shared: &Shared, out: &mut Outcome, rng: &mut Rng, t: usize) {
             out.rec.error("wrong_row");
         }
         let request = format!("GET /v1/people/{id}");
-        shared.check_rows(&mut out.leaks, t, &[person], "get_person", &request);
+        shared.check(&mut out.leaks, who.t, &person, "get_person", &request);
     }
 }
 
-/// GETs another tenant's id with tenant `t`'s token: must be 404.
-async fn probe(shared: &Shared, out: &mut Outcome, rng: &mut Rng, t: usize) {
+/// GETs another tenant's person with tenant `who.t`'s credential: must be 404.
+async fn probe(shared: &Shared, out: &mut Outcome, rng: &mut Rng, who: Who) {
     let n = shared.tenants.len();
-    let other = (t + 1 + rng.below(n - 1)) % n;
+    let other = (who.t + 1 + rng.below(n - 1)) % n;
     let ids = &shared.ids[other];
     if ids.is_empty() || !shared.budget.take() {
         return;
@@ -365,40 +708,42 @@ async fn probe(shared: &Shared, out: &mut Outcome, rng: &mut Rng, t: usize) {
     let result = timed(
         &mut out.rec,
         "get_foreign_person",
-        shared.tenants[t].client.get_person().id(id).send(),
+        shared.client(who).get_person().id(id).send(),
     )
     .await;
-    match result {
-        Ok(rv) => {
-            // The id is known to be `other`'s: the check records it as a leak.
-            let request = format!("GET /v1/people/{id}");
-            let person = rv.into_inner();
-            if shared.check_rows(&mut out.leaks, t, &[person], "get_foreign_person", &request) == 0
-            {
-                out.rec.error("foreign_get_not_404");
-            }
-        }
-        Err(Error::ErrorResponse(rv)) if rv.status().as_u16() == 404 => {}
-        Err(_) => out.rec.error("foreign_get_not_404"),
-    }
+    let request = format!("GET /v1/people/{id}");
+    shared.expect_404(out, who.t, result, "get_foreign_person", &request);
 }
 
-async fn first_page(shared: &Shared, out: &mut Outcome, t: usize) {
+/// The first page of the people list; `joined`: with `include_account_name=true` (one
+/// joined query: each person's account name, checked with the person).
+async fn first_page(shared: &Shared, out: &mut Outcome, who: Who, joined: bool) {
     if !shared.budget.take() {
         return;
     }
-    let tenant = &shared.tenants[t];
     let limit = shared.opts.page_size;
-    let result = timed(
-        &mut out.rec,
-        "list_people",
-        tenant.client.list_people().limit(limit).send(),
-    )
-    .await;
-    if let Ok(rv) = result {
+    let mut req = shared.client(who).list_people().limit(limit);
+    let (op, request) = if joined {
+        req = req.include_account_name(true);
+        (
+            "list_people_with_account",
+            format!("GET /v1/people?limit={limit}&include_account_name=true"),
+        )
+    } else {
+        ("list_people", format!("GET /v1/people?limit={limit}"))
+    };
+    if let Ok(rv) = timed(&mut out.rec, op, req.send()).await {
         let page = rv.into_inner();
-        let request = format!("GET /v1/people?limit={limit}");
-        shared.check_rows(&mut out.leaks, t, &page.data, "list_people", &request);
+        if joined
+            && page
+                .data
+                .iter()
+                .any(|p| p.account_id.is_some() && p.account_name.is_none())
+        {
+            // Every seeded and created account is live: a missing name is a broken join.
+            out.rec.error("joined_account_name_missing");
+        }
+        shared.check_all(&mut out.leaks, who.t, &page.data, op, &request);
     }
 }
 
@@ -407,18 +752,18 @@ async fn walk_step(
     shared: &Shared,
     out: &mut Outcome,
     state: &mut Option<(usize, String)>,
-    t: usize,
+    who: Who,
 ) {
     if !shared.budget.take() {
         return;
     }
     let (t, cursor) = match state.take() {
         Some((t, c)) => (t, Some(c)),
-        None => (t, None),
+        None => (who.t, None),
     };
-    let tenant = &shared.tenants[t];
+    let who = Who { t, key: who.key };
     let limit = shared.opts.page_size;
-    let mut req = tenant.client.list_people().limit(limit);
+    let mut req = shared.client(who).list_people().limit(limit);
     let mut request = format!("GET /v1/people?limit={limit}");
     if let Some(c) = &cursor {
         req = req.cursor(c.clone());
@@ -426,7 +771,7 @@ async fn walk_step(
     }
     if let Ok(rv) = timed(&mut out.rec, "list_people_next", req.send()).await {
         let page = rv.into_inner();
-        shared.check_rows(&mut out.leaks, t, &page.data, "list_people_next", &request);
+        shared.check_all(&mut out.leaks, t, &page.data, "list_people_next", &request);
         out.walks.rows += page.data.len() as u64;
         match (page.has_more, page.next_cursor) {
             (true, Some(c)) => *state = Some((t, c)),
@@ -435,9 +780,8 @@ async fn walk_step(
     }
 }
 
-/// A full walk of tenant `t`.
-async fn walk(shared: &Shared, out: &mut Outcome, t: usize) {
-    let tenant = &shared.tenants[t];
+/// A full walk of tenant `who.t`.
+async fn walk(shared: &Shared, out: &mut Outcome, who: Who) {
     let limit = shared.opts.page_size;
     let mut cursor: Option<String> = None;
     let mut last: Option<Uuid> = None;
@@ -447,7 +791,7 @@ async fn walk(shared: &Shared, out: &mut Outcome, t: usize) {
         if !shared.budget.take() {
             return;
         }
-        let mut req = tenant.client.list_people().limit(limit);
+        let mut req = shared.client(who).list_people().limit(limit);
         let mut request = format!("GET /v1/people?limit={limit}");
         if let Some(c) = &cursor {
             req = req.cursor(c.clone());
@@ -458,7 +802,7 @@ async fn walk(shared: &Shared, out: &mut Outcome, t: usize) {
             return;
         };
         let page = rv.into_inner();
-        shared.check_rows(&mut out.leaks, t, &page.data, "walk_page", &request);
+        shared.check_all(&mut out.leaks, who.t, &page.data, "walk_page", &request);
         for p in &page.data {
             out.walks.rows += 1;
             if !seen.insert(p.id) {
@@ -488,10 +832,15 @@ fn retryable(status: Option<u16>) -> bool {
     matches!(status, None | Some(409 | 429 | 500 | 502 | 503 | 504))
 }
 
-fn new_person(tenant: &Tenant, w: usize, first: &str) -> Option<types::PersonCreate> {
+fn new_person(
+    tenant: &Tenant,
+    w: usize,
+    first: &str,
+    account: Option<Uuid>,
+) -> Option<types::PersonCreate> {
     let local = format!("lt-{}", Uuid::new_v4().simple());
     Some(types::PersonCreate {
-        account_id: None,
+        account_id: account,
         email: Some(marked_email(&local, &tenant.slug)),
         first_name: first.parse().ok()?,
         last_name: format!("Loadtest{w}").parse().ok()?,
@@ -503,16 +852,20 @@ fn new_person(tenant: &Tenant, w: usize, first: &str) -> Option<types::PersonCre
 
 /// An idempotent create with retries, sometimes a deliberate replay (same key, same
 /// body: same response) and a conflicting reuse (same key, other body: 422). Returns the
-/// created person.
+/// created person. In `mixed`, half the new people belong to one of the run's marked
+/// accounts (so joined reads return marked account names).
 async fn create(
     shared: &Shared,
     out: &mut Outcome,
     rng: &mut Rng,
-    t: usize,
+    who: Who,
     w: usize,
 ) -> Option<types::Person> {
-    let tenant = &shared.tenants[t];
-    let body = new_person(tenant, w, "Load")?;
+    let tenant = &shared.tenants[who.t];
+    let client = shared.client(who);
+    let marked = &shared.marked_accounts[who.t];
+    let account = (!marked.is_empty() && rng.chance(50)).then(|| marked[rng.below(marked.len())]);
+    let body = new_person(tenant, w, "Load", account)?;
     let key = Uuid::new_v4().to_string();
     let mut created: Option<types::Person> = None;
     for attempt in 0..4 {
@@ -530,8 +883,7 @@ async fn create(
         let result = timed(
             &mut out.rec,
             op,
-            tenant
-                .client
+            client
                 .create_person()
                 .idempotency_key(key.clone())
                 .body(body.clone())
@@ -556,21 +908,25 @@ async fn create(
     }
     let person = created?;
     out.idempotency.created += 1;
-    let request = "POST /v1/people";
-    shared.check_rows(
+    if shared.check(
         &mut out.leaks,
-        t,
-        std::slice::from_ref(&person),
+        who.t,
+        &person,
         "create_person",
-        request,
-    );
+        "POST /v1/people",
+    ) == 0
+    {
+        shared.leak.learn_created(who.t, person.id);
+    }
+    if person.account_id != account {
+        out.rec.error("wrong_row");
+    }
 
     if rng.chance(20) && shared.budget.take() {
         let replay = timed(
             &mut out.rec,
             "create_person_replay",
-            tenant
-                .client
+            client
                 .create_person()
                 .idempotency_key(key.clone())
                 .body(body.clone())
@@ -593,12 +949,11 @@ async fn create(
         }
     }
     if rng.chance(5) && shared.budget.take() {
-        let other = new_person(tenant, w, "Different")?;
+        let other = new_person(tenant, w, "Different", account)?;
         let conflict = timed(
             &mut out.rec,
             "create_person_conflict",
-            tenant
-                .client
+            client
                 .create_person()
                 .idempotency_key(key)
                 .body(other)
@@ -614,15 +969,15 @@ async fn create(
     Some(person)
 }
 
-/// Changes the title of a listed person of tenant `t` (or `id`); returns the new row.
+/// Changes the title of a listed person of tenant `who.t` (or `id`); returns the new row.
 async fn update(
     shared: &Shared,
     out: &mut Outcome,
     rng: &mut Rng,
-    t: usize,
+    who: Who,
     id: Option<Uuid>,
 ) -> Option<types::Person> {
-    let ids = &shared.ids[t];
+    let ids = &shared.ids[who.t];
     let id = id.or_else(|| (!ids.is_empty()).then(|| ids[rng.below(ids.len())]))?;
     if !shared.budget.take() {
         return None;
@@ -631,26 +986,18 @@ async fn update(
         title: Some(format!("T{}", rng.below(1_000_000))),
         ..Default::default()
     };
-    let tenant = &shared.tenants[t];
     let result: ApiResult<types::Person> = timed(
         &mut out.rec,
         "update_person",
-        tenant.client.update_person().id(id).body(body).send(),
+        shared.client(who).update_person().id(id).body(body).send(),
     )
     .await;
     let person = result.ok()?.into_inner();
     let request = format!("PATCH /v1/people/{id}");
-    shared.check_rows(
-        &mut out.leaks,
-        t,
-        std::slice::from_ref(&person),
-        "update_person",
-        &request,
-    );
+    shared.check(&mut out.leaks, who.t, &person, "update_person", &request);
     Some(person)
 }
 
-/// The sync scenario: one reader per tenant, the other workers write.
 async fn sync(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
     let n = shared.tenants.len();
     let writers = shared.opts.concurrency.saturating_sub(n).max(n);
@@ -734,12 +1081,12 @@ async fn writer(shared: &Shared, w: usize, t: usize, ledger: &Mutex<SyncLedger>)
     while !shared.budget.over() {
         match rng.below(100) {
             0..60 => {
-                if let Some(p) = update(shared, &mut out, &mut rng, t, None).await {
+                if let Some(p) = update(shared, &mut out, &mut rng, Who::jwt(t), None).await {
                     ack(ledger, p.id, p.version, false);
                 }
             }
             60..85 => {
-                if let Some(p) = create(shared, &mut out, &mut rng, t, w).await {
+                if let Some(p) = create(shared, &mut out, &mut rng, Who::jwt(t), w).await {
                     ack(ledger, p.id, p.version, false);
                     own.push((p.id, p.version));
                 }
@@ -801,7 +1148,7 @@ async fn reader(
             continue;
         };
         let page = rv.into_inner();
-        shared.check_rows(&mut out.leaks, t, &page.data, "sync_poll", &request);
+        shared.check_all(&mut out.leaks, t, &page.data, "sync_poll", &request);
         if let Ok(mut l) = ledger.lock() {
             for p in &page.data {
                 l.see(p.id, p.version, p.deleted_at.is_some());
@@ -855,7 +1202,7 @@ async fn depth(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                 .await
                 .map_err(|e| anyhow::anyhow!("depth walk: {e}"))?;
             let list = rv.into_inner();
-            shared.check_rows(
+            shared.check_all(
                 &mut out.leaks,
                 0,
                 &list.data,
@@ -910,7 +1257,7 @@ async fn depth(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
             }
             let op = format!("keyset_page_{page}");
             if let Ok(rv) = timed(&mut out.rec, &op, req.send()).await {
-                shared.check_rows(
+                shared.check_all(
                     &mut out.leaks,
                     0,
                     &rv.into_inner().data,
@@ -923,7 +1270,7 @@ async fn depth(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                 let req = tenant.client.list_people().limit(size).page(*page);
                 if let Ok(rv) = timed(&mut out.rec, &op, req.send()).await {
                     let request = format!("GET /v1/people?limit={size}&page={page}");
-                    shared.check_rows(&mut out.leaks, 0, &rv.into_inner().data, &op, &request);
+                    shared.check_all(&mut out.leaks, 0, &rv.into_inner().data, &op, &request);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! What a run measures: one HDR latency histogram per operation, response counts by
-//! status, failures by kind. Each worker owns a [`Recorder`] (no locks on the hot path);
-//! the run merges them at the end and turns the result into a [`Summary`].
+//! status, failures by kind, what refusals (429, 503) carried, and the rate-limit units
+//! the server charged. Each worker owns a [`Recorder`] (no locks on the hot path); the
+//! run merges them at the end and turns the result into a [`Summary`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,6 +96,56 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+/// What the refusals of one status (429, 503) carried: each must be an RFC 9457
+/// problem with a `Retry-After`; a 429 also with the `RateLimit` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusals {
+    /// Responses with this status.
+    pub count: u64,
+    /// … with a valid `Retry-After` (delay-seconds or an HTTP date).
+    pub retry_after: u64,
+    /// … with `Content-Type: application/problem+json`.
+    pub problem_json: u64,
+    /// … with both `RateLimit` and `RateLimit-Policy`.
+    pub ratelimit: u64,
+    /// The policies the problem bodies named as violated (`violated-policies`).
+    pub policies: BTreeMap<String, u64>,
+}
+
+impl Refusals {
+    fn merge(&mut self, o: &Self) {
+        self.count += o.count;
+        self.retry_after += o.retry_after;
+        self.problem_json += o.problem_json;
+        self.ratelimit += o.ratelimit;
+        for (p, n) in &o.policies {
+            *self.policies.entry(p.clone()).or_default() += n;
+        }
+    }
+
+    /// Whether every refusal had a `Retry-After` and a problem body (and, if `limits`,
+    /// the rate-limit fields).
+    pub fn all_well_formed(&self, limits: bool) -> bool {
+        self.retry_after == self.count
+            && self.problem_json == self.count
+            && (!limits || self.ratelimit == self.count)
+    }
+}
+
+/// The headers of one response that the counters look at (see
+/// [`crate::engine::inspect`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// `X-RateLimit-Cost`: the units the request was charged.
+    pub cost: Option<u64>,
+    /// A valid `Retry-After`.
+    pub retry_after: bool,
+    /// `Content-Type: application/problem+json`.
+    pub problem_json: bool,
+    /// Both `RateLimit` and `RateLimit-Policy`.
+    pub ratelimit: bool,
+}
+
 /// What one worker saw.
 #[derive(Debug, Default, Clone)]
 pub struct Recorder {
@@ -108,6 +159,12 @@ pub struct Recorder {
     pub errors: BTreeMap<String, u64>,
     /// Requests sent.
     pub requests: u64,
+    /// What 429 and 503 responses carried, by status.
+    pub refusals: BTreeMap<u16, Refusals>,
+    /// `X-RateLimit-Cost` summed over 2xx responses: the units admitted.
+    pub units_ok: u64,
+    /// `X-RateLimit-Cost` summed over every response (failed requests cost 1, refused 0).
+    pub units_all: u64,
 }
 
 impl Recorder {
@@ -118,6 +175,26 @@ impl Recorder {
         self.ops.entry(op.to_owned()).or_default().record(elapsed);
         if let Some(status) = status {
             *self.statuses.entry(status).or_default() += 1;
+        }
+    }
+
+    /// Records what a response of `status` carried (`violated`: the policies its problem
+    /// body named).
+    pub fn response(&mut self, status: u16, meta: ResponseMeta, violated: &[String]) {
+        let cost = meta.cost.unwrap_or(0);
+        self.units_all += cost;
+        if (200..300).contains(&status) {
+            self.units_ok += cost;
+        }
+        if matches!(status, 429 | 503) {
+            let r = self.refusals.entry(status).or_default();
+            r.count += 1;
+            r.retry_after += u64::from(meta.retry_after);
+            r.problem_json += u64::from(meta.problem_json);
+            r.ratelimit += u64::from(meta.ratelimit);
+            for p in violated {
+                *r.policies.entry(p.clone()).or_default() += 1;
+            }
         }
     }
 
@@ -138,6 +215,11 @@ impl Recorder {
             *self.errors.entry(kind.clone()).or_default() += n;
         }
         self.requests += other.requests;
+        for (status, r) in &other.refusals {
+            self.refusals.entry(*status).or_default().merge(r);
+        }
+        self.units_ok += other.units_ok;
+        self.units_all += other.units_all;
     }
 
     /// The summary of a run that lasted `elapsed`.
@@ -169,6 +251,9 @@ impl Recorder {
             errors: self.errors.clone(),
             status_4xx: count(400..=499),
             status_5xx: count(500..=599),
+            refusals: self.refusals.clone(),
+            units_ok: self.units_ok,
+            units_all: self.units_all,
         }
     }
 }
@@ -196,6 +281,15 @@ pub struct Summary {
     pub status_4xx: u64,
     /// 5xx responses.
     pub status_5xx: u64,
+    /// What 429 and 503 responses carried, by status.
+    #[serde(default)]
+    pub refusals: BTreeMap<u16, Refusals>,
+    /// Rate-limit units admitted (`X-RateLimit-Cost` of 2xx responses).
+    #[serde(default)]
+    pub units_ok: u64,
+    /// Rate-limit units charged over every response.
+    #[serde(default)]
+    pub units_all: u64,
 }
 
 #[cfg(test)]
@@ -255,5 +349,63 @@ mod tests {
         assert_eq!((s.status_4xx, s.status_5xx), (1, 1));
         assert_eq!(s.ops["get"].count, 3);
         assert_eq!(s.all.count, 5);
+    }
+
+    #[test]
+    fn refusals_count_what_their_headers_carried_and_units_add_up() {
+        let full = ResponseMeta {
+            cost: Some(0),
+            retry_after: true,
+            problem_json: true,
+            ratelimit: true,
+        };
+        let mut a = Recorder::default();
+        a.response(429, full, &["credential".to_owned()]);
+        a.response(
+            200,
+            ResponseMeta {
+                cost: Some(2),
+                ..ResponseMeta::default()
+            },
+            &[],
+        );
+        a.response(
+            404,
+            ResponseMeta {
+                cost: Some(1),
+                ..ResponseMeta::default()
+            },
+            &[],
+        );
+        let mut b = Recorder::default();
+        b.response(
+            429,
+            ResponseMeta {
+                retry_after: false,
+                ..full
+            },
+            &["tenant".to_owned()],
+        );
+        b.response(
+            503,
+            ResponseMeta {
+                cost: None,
+                retry_after: true,
+                problem_json: true,
+                ratelimit: false,
+            },
+            &[],
+        );
+        a.merge(&b);
+        let r429 = &a.refusals[&429];
+        assert_eq!((r429.count, r429.retry_after, r429.ratelimit), (2, 1, 2));
+        assert!(!r429.all_well_formed(true));
+        assert_eq!(r429.policies.get("tenant"), Some(&1));
+        assert!(a.refusals[&503].all_well_formed(false));
+        assert!(!a.refusals[&503].all_well_formed(true));
+        assert_eq!((a.units_ok, a.units_all), (2, 3));
+        let s = a.summary(Duration::from_secs(1));
+        assert_eq!(s.refusals, a.refusals);
+        assert_eq!(s.units_ok, 2);
     }
 }

@@ -1,6 +1,8 @@
 //! Who the tool talks to, and as whom: the base URL (loopback only), and one
-//! [`Tenant`] per credential — a generated [`client::Client`] whose every request
-//! carries that tenant's bearer token.
+//! [`Tenant`] per tenant — a generated [`client::Client`] whose every request carries
+//! that tenant's bearer token (a JWT, minted or passed in), and optionally one more that
+//! authenticates with an API key the tool created through the API ([`create_api_key`]:
+//! `POST /v1/api_keys` with the JWT, then `Bearer tnt_…`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use crate::client;
+use crate::engine::{describe, retrying};
 
 /// A tenant the run acts as.
 #[derive(Debug, Clone)]
@@ -22,6 +25,88 @@ pub struct Tenant {
     pub tenant_id: Option<Uuid>,
     /// The generated client, authenticated as this tenant.
     pub client: client::Client,
+    /// A client authenticated with an API key of this tenant, created for the run.
+    pub api_key: Option<ApiKey>,
+    /// The base URL and connection pool size, to build more clients.
+    base_url: String,
+    pool: usize,
+}
+
+/// An API key the tool created, and a client that authenticates with it.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// The key's id (to revoke it).
+    pub id: Uuid,
+    /// The key's prefix (safe to print).
+    pub prefix: String,
+    /// The client sending `Authorization: Bearer tnt_…`.
+    pub client: client::Client,
+    /// The `RateLimit-Policy` the server sent with the key's creation.
+    pub policy_header: Option<String>,
+}
+
+impl Tenant {
+    /// The client for a worker: the API key's if `api_key` and there is one, else the JWT's.
+    pub fn client(&self, api_key: bool) -> &client::Client {
+        match (&self.api_key, api_key) {
+            (Some(key), true) => &key.client,
+            _ => &self.client,
+        }
+    }
+}
+
+/// Creates an API key of `tenant` named `name` with `scopes` through the API (with the
+/// tenant's JWT) and returns a client that authenticates with it.
+pub async fn create_api_key(
+    tenant: &Tenant,
+    name: &str,
+    scopes: &[&str],
+) -> anyhow::Result<ApiKey> {
+    let body = client::types::ApiKeyCreate {
+        name: name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("API key name `{name}`: {e}"))?,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let created = retrying(5, || {
+        tenant.client.create_api_key().body(body.clone()).send()
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "creating an API key for `{}` (POST /v1/api_keys; the token needs \
+                 api_keys:write, or pass --api-key-share 0): {}",
+            tenant.slug,
+            describe(&e)
+        )
+    })?;
+    let policy_header = created
+        .headers()
+        .get("ratelimit-policy")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let created = created.into_inner();
+    let http = http_client(&created.secret, tenant.tenant_id, tenant.pool)?;
+    Ok(ApiKey {
+        id: created.api_key.id,
+        prefix: created.api_key.prefix,
+        client: client::Client::new_with_client(&tenant.base_url, http),
+        policy_header,
+    })
+}
+
+/// Revokes an API key the tool created (with the tenant's JWT).
+pub async fn revoke_api_key(tenant: &Tenant, id: Uuid) -> anyhow::Result<()> {
+    retrying(5, || tenant.client.revoke_api_key().id(id).send())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "revoking API key {id} of `{}`: {}",
+                tenant.slug,
+                describe(&e)
+            )
+        })?;
+    Ok(())
 }
 
 /// Refuses anything but a loopback address: this tool only loads servers on this machine.
@@ -96,6 +181,9 @@ fn tenant(base_url: &str, slug: &str, token: &str, pool: usize) -> anyhow::Resul
         slug: slug.to_owned(),
         tenant_id,
         client: client::Client::new_with_client(base_url, http),
+        api_key: None,
+        base_url: base_url.to_owned(),
+        pool,
     })
 }
 
