@@ -4,7 +4,6 @@
 //! (SQLite under `./data`, bound to localhost); `TENANTRY_ENV=production` turns the
 //! missing-secret fallbacks into startup errors.
 
-use crate::middleware::AdmissionLimits;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,6 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipnet::IpNet;
 use rand::RngCore as _;
+
+use crate::middleware::AdmissionLimits;
 
 /// A secret value: never printed by `Debug` or `Display`, only read through
 /// [`Secret::expose`], so a settings dump in a log line cannot leak it.

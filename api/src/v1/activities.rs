@@ -415,14 +415,7 @@ impl ActivitiesApi {
         };
         let db = self.state.tenant(principal);
         let plan = params.plan(&self.state, principal, "list_activities", &bound)?;
-        // An empty sync page costs nothing: polling for changes should stay cheap.
-        let sync = matches!(
-            plan,
-            Plan::Keyset {
-                sort: Sort::UpdatedAt,
-                ..
-            }
-        );
+        let sync = plan.is_sync();
         let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
                 req.uri(),

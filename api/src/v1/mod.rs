@@ -249,6 +249,20 @@ pub enum Plan {
     Offset(OffsetRequest),
 }
 
+impl Plan {
+    /// Whether this is a sync page (`sort=updated_at`), whose empty answer is free: polling
+    /// for changes should stay cheap.
+    pub fn is_sync(&self) -> bool {
+        matches!(
+            self,
+            Self::Keyset {
+                sort: Sort::UpdatedAt,
+                ..
+            }
+        )
+    }
+}
+
 /// One page, ready for the envelope.
 #[derive(Debug)]
 pub struct Listing<T> {
