@@ -53,6 +53,9 @@ impl UnscopedHandle for BenchUnscoped {
     fn unscoped(&self) -> &tenancy::Unscoped {
         &self.0.connected.unscoped
     }
+    fn issuer(&self) -> &tenancy::CtxIssuer {
+        &self.0.connected.issuer
+    }
 }
 
 /// Serves `settings` over `db` on a spare port; returns the base URL.
@@ -76,9 +79,7 @@ async fn serve(db: &Arc<TestDb>, settings: Settings) -> String {
 /// A migrated database with one tenant, and an all-scopes user token for it.
 async fn fixture() -> (Arc<TestDb>, Settings, String) {
     let db = Arc::new(TestDb::new(&Backend::Sqlite).await.expect("database"));
-    api::bootstrap::migrate(&db.connected.unscoped)
-        .await
-        .expect("migrations");
+    migrations::up(&db.raw).await.expect("migrations");
     let base = Settings::for_tests("sqlite::memory:");
     let tenant = identity::create_tenant(
         &db.connected.unscoped,

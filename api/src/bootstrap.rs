@@ -2,14 +2,11 @@
 //! migrations, create the demo tenant on first start, and find a tenant by its slug (for
 //! `tenantry token --tenant <slug>` and the demo banner).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::identity::{self, Role, TenantCreate};
 use domain::pagination::PageRequest;
-use sea_orm_migration::MigratorTrait as _;
-use sea_orm_migration::sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use tenancy::{Actor, ConnectOptions, Connected, Db, TenantCtx, TenantId};
+use tenancy::{Actor, Connected, Db, TenantDb};
 use uuid::Uuid;
 
 use crate::settings::Settings;
@@ -20,66 +17,42 @@ pub enum BootstrapError {
     /// The database could not be opened or failed.
     #[error("database: {0}")]
     Db(#[from] tenancy::Error),
-    /// A migration failed.
-    #[error("migration: {0}")]
-    Migration(#[from] sea_orm_migration::DbErr),
+    /// The database could not be opened, or a migration failed.
+    #[error("{0}")]
+    Migration(#[from] migrations::Error),
     /// A domain operation failed.
     #[error("{0}")]
     Domain(#[from] domain::Error),
-    /// The database file's directory could not be created.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
 }
 
 type Result<T, E = BootstrapError> = std::result::Result<T, E>;
 
-/// Opens the pool for `settings`: a fixed size, SQLite in WAL mode (readers never wait
-/// for the writer) with `synchronous=NORMAL`, the database file's directory created.
+fn pool_settings(settings: &Settings) -> migrations::PoolSettings {
+    migrations::PoolSettings {
+        url: settings.database_url.expose().to_owned(),
+        max_connections: settings.db_max_connections,
+        acquire_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Opens the pool for `settings` (see [`migrations::connect`]: a fixed size, SQLite in
+/// WAL mode with `synchronous=FULL`), without touching the schema.
 ///
 /// # Errors
 /// When the directory cannot be created or the database cannot be reached.
 pub async fn connect(settings: &Settings) -> Result<Connected> {
-    let url = settings.database_url.expose();
-    if let Some(path) = sqlite_path(url)
-        && let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(settings.db_max_connections)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-        });
-    Ok(Db::connect(options).await?)
+    let conn = migrations::connect(&pool_settings(settings)).await?;
+    Ok(Db::open(conn)?)
 }
 
-/// The file of a `sqlite://path?…` URL (none for in-memory databases).
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
-}
-
-/// Applies every pending migration.
+/// Opens the pool for `settings` and applies every pending migration first.
 ///
 /// # Errors
-/// When a migration fails.
-#[expect(
-    clippy::disallowed_types,
-    reason = "audited: migrations run on the raw connection"
-)]
-pub async fn migrate(unscoped: &tenancy::Unscoped) -> Result<()> {
-    migrations::Migrator::up(unscoped.connection("apply migrations"), None).await?;
-    Ok(())
+/// When the database cannot be reached or a migration fails.
+pub async fn open(settings: &Settings) -> Result<Connected> {
+    let conn = migrations::connect(&pool_settings(settings)).await?;
+    migrations::up(&conn).await?;
+    Ok(Db::open(conn)?)
 }
 
 /// A tenant as the operator commands need it: its id and, to sign user tokens for, its
@@ -105,7 +78,7 @@ pub async fn find_tenant(connected: &Connected, slug: &str) -> Result<Option<Kno
     // it, leads the first page unless it was deleted.
     let db = connected
         .db
-        .tenant(&TenantCtx::new(tenant.id, Actor::System));
+        .tenant(&connected.issuer.issue(tenant.id, Actor::System));
     let users = identity::list_users(&db, &PageRequest::default()).await?;
     let admin_id = users
         .items
@@ -151,7 +124,10 @@ pub async fn ensure_demo(connected: &Connected) -> Result<KnownTenant> {
         }
         Err(e) => return Err(e.into()),
     };
-    sample_data(&connected.db, new.tenant.id, new.admin.id).await?;
+    let db = connected
+        .db
+        .tenant(&connected.issuer.issue(new.tenant.id, Actor::System));
+    sample_data(&db, new.admin.id).await?;
     Ok(KnownTenant {
         id: new.tenant.id.as_uuid(),
         admin_id: Some(new.admin.id),
@@ -159,10 +135,9 @@ pub async fn ensure_demo(connected: &Connected) -> Result<KnownTenant> {
 }
 
 /// A few accounts, people and activities, so the demo has something to list.
-async fn sample_data(db: &Db, tenant: TenantId, admin_id: Uuid) -> Result<()> {
+async fn sample_data(db: &TenantDb, admin_id: Uuid) -> Result<()> {
     use domain::{accounts, activities, people};
-    let ctx = TenantCtx::new(tenant, Actor::System);
-    let txn = db.tenant(&ctx).begin().await?;
+    let txn = db.begin().await?;
     let companies = [
         ("Globex", "globex.com"),
         ("Initech", "initech.com"),
@@ -217,23 +192,4 @@ async fn sample_data(db: &Db, tenant: TenantId, admin_id: Uuid) -> Result<()> {
     }
     txn.commit().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_urls_name_their_file() {
-        assert_eq!(
-            sqlite_path("sqlite://./data/tenantry.db?mode=rwc"),
-            Some(PathBuf::from("./data/tenantry.db"))
-        );
-        assert_eq!(
-            sqlite_path("sqlite:/tmp/x.db"),
-            Some(PathBuf::from("/tmp/x.db"))
-        );
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_path("postgres://localhost/db"), None);
-    }
 }

@@ -113,8 +113,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
-            let connected = bootstrap::connect(&settings).await?;
-            bootstrap::migrate(&connected.unscoped).await?;
+            bootstrap::open(&settings).await?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -164,12 +163,9 @@ fn init_logging(settings: &Settings, to_stdout: bool) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let connected = bootstrap::connect(&settings)
+    let connected = bootstrap::open(&settings)
         .await
-        .context("connecting to the database")?;
-    bootstrap::migrate(&connected.unscoped)
-        .await
-        .context("applying migrations")?;
+        .context("opening the database and applying migrations")?;
     let demo = if settings.demo {
         Some(
             bootstrap::ensure_demo(&connected)
@@ -188,7 +184,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let state = Arc::new(api::AppState::new(
         connected.db,
-        Arc::new(connected.unscoped),
+        Arc::new((connected.unscoped, connected.issuer)),
         settings,
     )?);
     log_rate_limits(&state).await;
@@ -370,10 +366,9 @@ async fn seed(settings: Settings, tenants: u32, people: u32, batch: u32) -> anyh
     use domain::identity::{self, TenantCreate};
     use domain::{accounts, people as people_ctx};
     use indicatif::{ProgressBar, ProgressStyle};
-    use tenancy::{Actor, TenantCtx};
+    use tenancy::Actor;
 
-    let connected = bootstrap::connect(&settings).await?;
-    bootstrap::migrate(&connected.unscoped).await?;
+    let connected = bootstrap::open(&settings).await?;
     let total = u64::from(tenants) * u64::from(people);
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} people  {per_sec}  eta {eta}")
@@ -395,7 +390,7 @@ async fn seed(settings: Settings, tenants: u32, people: u32, batch: u32) -> anyh
         )
         .await?;
         list_for_loadtest(&settings.data_dir, &slug, new.tenant.id.as_uuid())?;
-        let ctx = TenantCtx::new(new.tenant.id, Actor::System);
+        let ctx = connected.issuer.issue(new.tenant.id, Actor::System);
         let db = connected.db.tenant(&ctx);
         // One account per 20 people, created first so people can reference them.
         let account_count = people.div_ceil(20).max(1);
@@ -487,9 +482,7 @@ mod tests {
             let test = tenancy::testing::TestDb::new(&backend)
                 .await
                 .expect("fresh database");
-            bootstrap::migrate(&test.connected.unscoped)
-                .await
-                .expect("migrations apply");
+            migrations::up(&test.raw).await.expect("migrations apply");
             let demo = bootstrap::ensure_demo(&test.connected)
                 .await
                 .expect("demo created");
@@ -514,7 +507,9 @@ mod tests {
                 &settings.jwt_issuer,
                 &settings.jwt_audience,
             );
-            let principal = verifier.verify(&jwt).expect("the token verifies");
+            let principal = verifier
+                .verify(&jwt, &test.connected.issuer)
+                .expect("the token verifies");
             assert_eq!(principal.ctx().tenant(), TenantId::from_uuid(demo.id));
             assert_eq!(principal.ctx().actor(), &tenancy::Actor::User(admin));
 

@@ -271,19 +271,23 @@ pub fn pretty(spec: &Value) -> String {
     text
 }
 
-/// The served document as text (pretty JSON), without a server or a database: the
-/// handlers get a lazy pool that never connects.
+/// The served document as text (pretty JSON), without a server or a database file: the
+/// handlers get an in-memory SQLite pool that no statement ever reaches.
 ///
 /// # Errors
 /// Only if the in-memory state cannot be built.
 pub async fn spec_text() -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let mut options = tenancy::ConnectOptions::new("sqlite::memory:");
-    options.connect_lazy(true);
-    let connected = tenancy::Db::connect(options).await?;
+    let conn = migrations::connect(&migrations::PoolSettings {
+        url: "sqlite::memory:".to_owned(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(1),
+    })
+    .await?;
+    let connected = tenancy::Db::open(conn)?;
     let settings = crate::Settings::for_tests("sqlite::memory:");
     let state = Arc::new(AppState::new(
         connected.db,
-        Arc::new(connected.unscoped),
+        Arc::new((connected.unscoped, connected.issuer)),
         settings,
     )?);
     Ok(pretty(&document(&service(api(&state)))))

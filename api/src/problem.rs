@@ -550,17 +550,17 @@ impl From<domain::Error> for Problem {
                     .map(|e| FieldProblem::new(e.field, e.code, e.message))
                     .collect(),
             ),
+            unavailable @ (E::Unavailable(_) | E::Contention { .. }) => {
+                log_internal(&unavailable);
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    kind::UNAVAILABLE,
+                    "the database is unavailable or saturated; retry shortly",
+                )
+            }
             other => {
                 log_internal(&other);
-                if is_overload(&other) {
-                    Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        kind::UNAVAILABLE,
-                        "the database is saturated; retry shortly",
-                    )
-                } else {
-                    Problem::internal()
-                }
+                Problem::internal()
             }
         }
     }
@@ -576,19 +576,6 @@ pub fn log_internal(error: &(dyn std::error::Error + 'static)) {
         source = cause.source();
     }
     tracing::error!(error = %chain, "internal error");
-}
-
-/// A pool that could not hand out a connection in time: shed load with 503.
-fn is_overload(error: &domain::Error) -> bool {
-    use sea_orm_migration::sea_orm::DbErr;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(DbErr::ConnectionAcquire(_)) = e.downcast_ref::<DbErr>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// Renders any error that reached the middleware as a problem response.

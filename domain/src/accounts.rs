@@ -1,10 +1,9 @@
 //! Accounts: the companies a tenant sells to.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{ActiveValue::Set, ColumnTrait};
 use serde_json::{Map, Value};
 use tenancy::TenantHandle;
+use tenancy::{ColumnExt, NotSet, Set};
 use uuid::Uuid;
 
 use crate::entity::{account, user};
@@ -201,15 +200,16 @@ pub async fn update(
                     .map_err(|e| Error::Validation(vec![e.at("custom_fields")]))?;
                 Set(merged.into_value())
             }
-            None => sea_orm::ActiveValue::NotSet,
+            None => NotSet,
         };
-        Ok(account::ActiveModel {
+        let model = account::ActiveModel {
             name: store::patched(name.clone().map(Name::into_inner)),
             domain: store::patched(domain.clone().map(|d| d.map(DomainName::into_inner))),
             owner_id: store::patched(patch.owner_id),
             custom_fields,
             ..Default::default()
-        })
+        };
+        Ok((model, Vec::new()))
     })
     .await?;
     Ok(Account::from_model(model))
@@ -244,23 +244,7 @@ fn filtered<'a>(
     if let Some(prefix) = &filter.name_prefix {
         // LIKE with the wildcards of the input escaped, on LOWER(name): case-insensitive
         // on both backends (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
-        let escaped: String =
-            prefix
-                .trim()
-                .to_lowercase()
-                .chars()
-                .fold(String::new(), |mut out, c| {
-                    if matches!(c, '%' | '_' | '\\') {
-                        out.push('\\');
-                    }
-                    out.push(c);
-                    out
-                });
-        let lower_name = Expr::expr(Func::lower(Expr::col((
-            account::Entity,
-            account::Column::Name,
-        ))));
-        scoped = scoped.filter(lower_name.like(LikeExpr::new(format!("{escaped}%")).escape('\\')));
+        scoped = scoped.filter(account::Column::Name.starts_with_ci(prefix.trim()));
     }
     Ok(scoped)
 }

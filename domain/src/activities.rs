@@ -1,11 +1,10 @@
 //! Activities: the calls, emails, notes and meetings logged against a person.
 
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait};
-use tenancy::{Keyset, Scoped, TenantHandle};
+use tenancy::{ColumnExt, Keyset, Scoped, Set, TenantHandle};
 use uuid::Uuid;
 
-use crate::entity::{Tracked, activity, person, user};
+use crate::entity::{activity, person, user};
 use crate::error::{Error, FieldError, Resource, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest, Position, check_limit};
 use crate::people::Person;
@@ -228,7 +227,7 @@ pub async fn update(
     }
     store::referenced_opt::<user::Entity>(db, patch.user_id.flatten(), "user_id").await?;
     let model = store::update::<activity::Entity>(db, id, expected_version, |_, _| {
-        Ok(activity::ActiveModel {
+        let model = activity::ActiveModel {
             person_id: store::patched(patch.person_id),
             user_id: store::patched(patch.user_id),
             kind: store::patched(patch.kind.map(|k| k.as_str().to_owned())),
@@ -236,7 +235,8 @@ pub async fn update(
             body: store::patched(body.clone()),
             occurred_at: store::patched(occurred),
             ..Default::default()
-        })
+        };
+        Ok((model, Vec::new()))
     })
     .await?;
     Activity::from_model(model)
@@ -373,8 +373,8 @@ pub async fn feed(
     let page = scoped
         .also::<person::Entity>()
         // `also` is a LEFT JOIN: keep only rows whose person is there and alive.
-        .filter(person::Column::Id.is_not_null())
-        .filter(<person::Entity as Tracked>::DELETED_AT.is_null())
+        .filter_joined(person::Column::Id.is_not_null())
+        .filter_joined(person::Column::DeletedAt.is_null())
         .page(keyset)
         .await?;
     let has_more = page.has_more;

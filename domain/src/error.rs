@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use sea_orm::{DbErr, SqlErr};
-
 /// The kinds of thing an error can be about, so callers can say *what* was not found
 /// or conflicted without parsing a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +118,16 @@ pub enum Error {
         /// What is wrong with it (internal; not for the caller).
         detail: String,
     },
+    /// The database is out of reach (down, restarting, full, or no connection free in
+    /// time): nothing was acknowledged; retrying later may succeed.
+    #[error("storage unavailable")]
+    Unavailable(#[source] tenancy::Error),
+    /// Concurrent changes to one row kept winning the race; nothing was written.
+    #[error("{resource} is changing too often to update; retry")]
+    Contention {
+        /// The row's resource.
+        resource: Resource,
+    },
     /// The database failed; the source carries the internal detail.
     #[error("storage failure")]
     Storage(#[source] tenancy::Error),
@@ -135,7 +143,11 @@ fn join(errors: &[FieldError]) -> String {
 
 impl From<tenancy::Error> for Error {
     fn from(error: tenancy::Error) -> Self {
-        Self::Storage(error)
+        if error.is_unavailable() {
+            Self::Unavailable(error)
+        } else {
+            Self::Storage(error)
+        }
     }
 }
 
@@ -166,29 +178,16 @@ impl Error {
     }
 }
 
-/// The constraint a failed write violated, if that is why it failed.
-pub(crate) fn violation(error: &tenancy::Error) -> Option<SqlErr> {
-    match error {
-        tenancy::Error::Db(db) => db.sql_err(),
-        _ => None,
-    }
-}
-
 /// Maps a unique violation of an insert to [`Error::Conflict`] on `field`; any other
 /// failure stays a storage error.
 pub(crate) fn conflict_on(
     resource: Resource,
     field: &'static str,
 ) -> impl Fn(tenancy::Error) -> Error {
-    move |error| match violation(&error) {
-        Some(SqlErr::UniqueConstraintViolation(_)) => Error::Conflict { resource, field },
-        _ => Error::Storage(error),
+    move |error| match error {
+        tenancy::Error::UniqueViolation(_) => Error::Conflict { resource, field },
+        other => other.into(),
     }
-}
-
-/// Maps a raw sea-orm error (only on the [`tenancy::Unscoped`] paths) into this crate's.
-pub(crate) fn from_db(error: DbErr) -> Error {
-    Error::Storage(tenancy::Error::Db(error))
 }
 
 /// Result of every fallible operation in this crate.

@@ -11,12 +11,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, SqlErr};
-use tenancy::{TenantDb, TenantHandle};
+use tenancy::{ColumnExt, Set, TenantDb, TenantHandle};
 
 use crate::entity::idempotency_key::{self, Column};
-use crate::error::{Error, Resource, Result, violation};
+use crate::error::{Error, Resource, Result};
 use crate::time;
 use crate::types::{Check, Invalid};
 
@@ -122,8 +120,7 @@ pub async fn begin(
                 match inserted {
                     Ok(_) => return Ok(Begin::New),
                     // A concurrent request claimed it first: read what it stored.
-                    Err(e)
-                        if matches!(violation(&e), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+                    Err(tenancy::Error::UniqueViolation(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -132,11 +129,11 @@ pub async fn begin(
                 // one of several concurrent requests win.
                 let taken = db
                     .update_many::<idempotency_key::Entity>()
-                    .col_expr(Column::RequestHash, Expr::val(request_hash))
-                    .col_expr(Column::ResponseStatus, Expr::val(Option::<i32>::None))
-                    .col_expr(Column::ResponseBody, Expr::val(Option::<String>::None))
-                    .col_expr(Column::CreatedAt, Expr::val(now))
-                    .col_expr(Column::ExpiresAt, Expr::val(expiry(now, ttl)))
+                    .set(Column::RequestHash, request_hash)
+                    .set(Column::ResponseStatus, Option::<i32>::None)
+                    .set(Column::ResponseBody, Option::<String>::None)
+                    .set(Column::CreatedAt, now)
+                    .set(Column::ExpiresAt, expiry(now, ttl))
                     .filter(Column::CredentialId.eq(credential_id))
                     .filter(Column::Key.eq(key))
                     .filter(Column::ExpiresAt.eq(row.expires_at))
@@ -167,8 +164,8 @@ pub async fn complete(
     check_inputs(credential_id, key, None)?;
     let stored = db
         .update_many::<idempotency_key::Entity>()
-        .col_expr(Column::ResponseStatus, Expr::val(i32::from(status)))
-        .col_expr(Column::ResponseBody, Expr::val(body))
+        .set(Column::ResponseStatus, i32::from(status))
+        .set(Column::ResponseBody, body)
         .filter(Column::CredentialId.eq(credential_id))
         .filter(Column::Key.eq(key))
         .filter(Column::ResponseStatus.is_null())

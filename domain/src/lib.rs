@@ -14,15 +14,22 @@
 //! - [`types`]: validated values ([`types::Email`], [`types::Name`], [`types::Phone`],
 //!   [`types::DomainName`], [`types::Slug`], [`types::CustomFields`]).
 //! - [`Error`] / [`FieldError`] (`error`): the one error type, HTTP-agnostic.
-//! - Private: `entity` (the sea-orm entities, `pub(crate)`), `store` (generic get, list,
-//!   versioned update and soft delete), `time` (the clock).
+//! - Private: `entity` (the entities of the `entities` crate and the resource each
+//!   names), `store` (generic get, list, versioned update and soft delete), `time` (the
+//!   clock).
 //!
 //! ## The rules
+//! 0. **No sea-orm here.** This crate depends on `tenancy` and `entities` only (plus
+//!    plain data crates; `.ci/check-deps` enforces the list): queries are built with
+//!    tenancy's typed API (`ColumnExt`, `Cond`, `Set`), so raw SQL, raw statements,
+//!    connections and sea-orm's query traits cannot be named here.
 //! 1. **Every function takes the tenant handle first**: `db: &impl TenantHandle` (a
 //!    [`tenancy::TenantDb`] or a [`tenancy::TenantTxn`]), so every statement is scoped
 //!    to the caller's tenant by the `tenancy` crate, joins included. Only
-//!    [`identity::create_tenant`] and [`identity::find_api_key_by_prefix`] take the
-//!    [`tenancy::Unscoped`] escape hatch: they run before a tenant is known.
+//!    [`identity::create_tenant`], [`identity::find_api_key_by_prefix`] and
+//!    [`identity::find_tenant_by_slug`] take the [`tenancy::Unscoped`] escape hatch: they
+//!    run before a tenant is known. Jobs and seeding receive a handle from their caller;
+//!    nothing here can make a `TenantCtx`.
 //! 2. **Models never leave the crate.** Entities are `pub(crate)`; callers see domain
 //!    types (`Account`, `Person`, …) and inputs (`AccountCreate`, `AccountPatch`, …).
 //! 3. **Validate everything before writing anything.** Each operation parses its whole

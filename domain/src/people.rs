@@ -1,11 +1,10 @@
 //! People: the contacts a tenant sells to, optionally at an account.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait};
-use tenancy::{Scoped, TenantHandle};
+use tenancy::{ColumnExt, Scoped, Set, TenantHandle};
 use uuid::Uuid;
 
-use crate::entity::{Tracked, account, person};
+use crate::entity::{account, person};
 use crate::error::{Error, Resource, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest};
 use crate::types::{Check, Email, Invalid, Name, Phone, stored, string_enum};
@@ -254,16 +253,19 @@ pub async fn update(
         store::referenced::<account::Entity>(db, account_id, "account_id").await?;
     }
     let model = store::update::<person::Entity>(db, id, expected_version, |_, _| {
-        Ok(person::ActiveModel {
-            account_id: store::patched(patch.account_id),
-            first_name: store::patched(first_name.clone()),
-            last_name: store::patched(last_name.clone()),
-            email: store::patched(email.clone()),
-            title: store::patched(title.clone()),
-            phone: store::patched(phone.clone()),
-            stage: store::patched(patch.stage.map(|s| s.as_str().to_owned())),
-            ..Default::default()
-        })
+        Ok((
+            person::ActiveModel {
+                account_id: store::patched(patch.account_id),
+                first_name: store::patched(first_name.clone()),
+                last_name: store::patched(last_name.clone()),
+                email: store::patched(email.clone()),
+                title: store::patched(title.clone()),
+                phone: store::patched(phone.clone()),
+                stage: store::patched(patch.stage.map(|s| s.as_str().to_owned())),
+                ..Default::default()
+            },
+            Vec::new(),
+        ))
     })
     .await?;
     Person::from_model(model)
@@ -396,7 +398,7 @@ pub async fn count_for_account(db: &impl TenantHandle, account_id: Uuid) -> Resu
     Ok(db
         .find::<person::Entity>()
         .filter(person::Column::AccountId.eq(account_id))
-        .filter(<person::Entity as Tracked>::DELETED_AT.is_null())
+        .filter(person::Column::DeletedAt.is_null())
         .count()
         .await?)
 }

@@ -2,8 +2,7 @@
 //! keyset/offset lists, versioned updates and soft deletes are written.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait, Value};
-use tenancy::{Keyset, Scoped, TenantHandle};
+use tenancy::{ColumnExt, Keyset, Scoped, TenantHandle, Value};
 use uuid::Uuid;
 
 use crate::entity::Tracked;
@@ -162,7 +161,9 @@ pub(crate) async fn list_offset<E: Tracked>(
 }
 
 /// Changes the live row `id`: `change` turns the current row and the new `updated_at`
-/// into the columns to set; `version` and `updated_at` are bumped here.
+/// into the columns to set — the entity's active model (typed fields) plus columns set
+/// by name (generic bookkeeping such as a tombstone's `deleted_at`); `version` and
+/// `updated_at` are bumped here.
 ///
 /// The write is guarded by the version that was read (`WHERE version = $read`), so the
 /// `updated_at` computed from the read row (see [`time::next_updated_at`]) is still the
@@ -173,11 +174,10 @@ pub(crate) async fn update<E>(
     db: &impl TenantHandle,
     id: Uuid,
     expected_version: Option<i64>,
-    change: impl Fn(&E::Model, DateTime<Utc>) -> Result<E::ActiveModel>,
+    change: impl Fn(&E::Model, DateTime<Utc>) -> Result<(E::ActiveModel, Vec<(E::Column, Value)>)>,
 ) -> Result<E::Model>
 where
     E: Tracked,
-    E::ActiveModel: Send,
 {
     for _ in 0..RETRIES {
         let current = get::<E>(db, id).await?;
@@ -192,16 +192,17 @@ where
             });
         }
         let updated_at = time::next_updated_at(meta.updated_at);
-        let mut model = change(&current, updated_at)?;
-        model.set(E::ID, id.into());
-        model.set(E::VERSION, (meta.version + 1).into());
-        model.set(E::UPDATED_AT, updated_at.into());
-        match db
+        let (model, columns) = change(&current, updated_at)?;
+        let mut update = db
             .update(model)
-            .filter(E::VERSION.eq(meta.version))
-            .exec()
-            .await
-        {
+            .set(E::ID, id)
+            .set(E::VERSION, meta.version + 1)
+            .set(E::UPDATED_AT, updated_at)
+            .filter(E::VERSION.eq(meta.version));
+        for (column, value) in columns {
+            update = update.set(column, value);
+        }
+        match update.exec().await {
             Ok(updated) => return Ok(updated),
             // The guard missed: someone changed (or deleted) the row since the read.
             Err(tenancy::Error::NotFound { .. }) => {}
@@ -216,12 +217,9 @@ where
             });
         }
     }
-    Err(Error::Storage(tenancy::Error::Db(sea_orm::DbErr::Custom(
-        format!(
-            "{} {id}: gave up after {RETRIES} concurrent updates",
-            E::RESOURCE
-        ),
-    ))))
+    Err(Error::Contention {
+        resource: E::RESOURCE,
+    })
 }
 
 /// Soft-deletes the live row `id`: sets `deleted_at` (to the new `updated_at`) and bumps
@@ -233,20 +231,14 @@ pub(crate) async fn soft_delete<E>(
 ) -> Result<E::Model>
 where
     E: Tracked,
-    E::ActiveModel: Send,
 {
     update::<E>(db, id, expected_version, |_, updated_at| {
-        let mut model = <E::ActiveModel as ActiveModelTrait>::default();
-        model.set(E::DELETED_AT, Some(updated_at).into());
-        Ok(model)
+        Ok((
+            E::ActiveModel::default(),
+            vec![(E::DELETED_AT, Some(updated_at).into())],
+        ))
     })
     .await
 }
 
-/// `Set(value)` when the patch names a new value, `NotSet` otherwise.
-pub(crate) fn patched<T: Into<Value>>(value: Option<T>) -> ActiveValue<T> {
-    match value {
-        Some(value) => ActiveValue::Set(value),
-        None => ActiveValue::NotSet,
-    }
-}
+pub(crate) use tenancy::set_if as patched;

@@ -4,6 +4,9 @@
 //!
 //! # Layout
 //!
+//! - [`connect`] and [`up`]: open the pool exactly as the server runs it (SQLite in WAL
+//!   mode, `synchronous=FULL`) and apply the schema; the application hands the opened
+//!   connection to `tenancy::Db::open` and never names sea-orm itself.
 //! - [`Migrator`]: the ordered list of migrations, for `Migrator::up(&db, None)`
 //!   at startup and for the `migrations` CLI (`src/main.rs`, reads `DATABASE_URL`).
 //! - `m20261122_000001_identity`: `tenants` (global), `users`, `api_keys`.
@@ -52,8 +55,10 @@ mod m20261122_000001_identity;
 mod m20261122_000002_sales;
 mod m20261122_000003_idempotency;
 mod m20261122_000004_citus;
+mod pool;
 
 pub use m20261122_000004_citus::citus_present;
+pub use pool::{Error, PoolSettings, connect, sqlite_path, up};
 
 /// Tenant-owned tables, parents before children (foreign-key order).
 ///

@@ -15,14 +15,14 @@ use sea_orm::{
 };
 use std::hint::black_box;
 use support::entities::*;
-use tenancy::TenantHandle;
 use tenancy::testing::Backend;
+use tenancy::{ColumnExt as _, TenantHandle};
 use uuid::Uuid;
 
 fn raw_select(tenant: Uuid) -> sea_orm::Select<person::Entity> {
     let mut select = person::Entity::find()
         .filter(Expr::col((person::Entity, person::Column::TenantId)).eq(tenant))
-        .filter(person::Column::Score.gt(2));
+        .filter(ColumnTrait::gt(&person::Column::Score, 2));
     let on = Condition::all()
         .add(Condition::from(person::Relation::Account.def()))
         .add(Expr::col((account::Entity, account::Column::TenantId)).eq(tenant));
@@ -40,8 +40,8 @@ fn bench(c: &mut Criterion) {
     let test = runtime.block_on(support::schema_db(&Backend::Sqlite));
     let db = runtime.block_on(support::new_tenant(&test, "bench"));
     let tenant = db.tenant().as_uuid();
-    let conn = test.connected.unscoped.connection("benchmark baseline");
-    let backend = conn.get_database_backend();
+    let conn = &test.raw;
+    let backend = sea_orm::ConnectionTrait::get_database_backend(conn);
     runtime.block_on(async {
         let acc = db
             .insert(account::ActiveModel {
@@ -86,6 +86,24 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("scoped", |b| {
         b.iter(|| black_box(scoped().into_sql().expect("sql")))
+    });
+    group.finish();
+
+    // The statement guard alone, on the statement the scoped read executes: what every
+    // execution pays on top of building (its verdict is cached per statement text).
+    let statement = raw_select(tenant).build(backend);
+    let values = statement.values.clone().map(|v| v.0).unwrap_or_default();
+    tenancy::testing::check_raw(&db, &statement.sql, values.clone()).expect("accepted");
+    let mut group = c.benchmark_group("guard");
+    group.bench_function("check (cached verdict)", |b| {
+        b.iter(|| {
+            black_box(tenancy::testing::check_raw(
+                &db,
+                &statement.sql,
+                values.clone(),
+            ))
+            .expect("accepted")
+        })
     });
     group.finish();
 

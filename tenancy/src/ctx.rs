@@ -60,9 +60,10 @@ impl fmt::Display for Actor {
 
 /// The tenant context of one request: the tenant every query is scoped to, and the actor.
 ///
-/// Build it only from a verified credential (a checked JWT, a matched API key),
-/// never from a path, query string or body. Fields are private: once built, the
-/// tenant of a context cannot be changed.
+/// Built only by a [`CtxIssuer`](crate::CtxIssuer) — a capability handed out once, with
+/// the pool, to the authentication edge — from a verified credential (a checked JWT, a
+/// matched API key), never from a path, query string or body. Fields are private: once
+/// built, the tenant of a context cannot be changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantCtx {
     tenant: TenantId,
@@ -70,8 +71,9 @@ pub struct TenantCtx {
 }
 
 impl TenantCtx {
-    /// A context for `actor` acting inside `tenant`.
-    pub fn new(tenant: TenantId, actor: Actor) -> Self {
+    /// A context for `actor` acting inside `tenant`: only [`CtxIssuer`](crate::CtxIssuer)
+    /// and the escape hatch's tenant creation make one.
+    pub(crate) fn new(tenant: TenantId, actor: Actor) -> Self {
         Self { tenant, actor }
     }
 

@@ -5,48 +5,43 @@
 //! [`global_entity!`](crate::global_entity), invoked inside the entity's module, do it and
 //! check the entity's shape at compile time.
 
-use sea_orm::sea_query::{Condition, DynIden, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, IdenStatic};
+use sea_orm::EntityTrait;
 
-use crate::TenantId;
+/// What kind of table an entity is (set by the declaring macro; checked by the
+/// registry before the entity's first statement).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Tenant-owned: `tenant_id` holds the tenant.
+    Tenant,
+    /// The tenant root: `id` is the tenant.
+    Root,
+    /// Global reference data.
+    Global,
+}
 
 /// A table whose every row belongs to exactly one tenant, through a `tenant_id` UUID
-/// column that is part of the primary key.
+/// column that leads the primary key.
 ///
 /// Implemented only by [`tenant_scoped!`](crate::tenant_scoped), which names
 /// `Column::TenantId` itself and fails to compile unless `PrimaryKey::TenantId` exists
-/// and `Model::tenant_id` is a `Uuid`.
-pub trait TenantScoped: EntityTrait + crate::__private::Sealed {
-    /// The tenant column (always `Column::TenantId`).
-    fn tenant_column() -> Self::Column;
-}
+/// and `Model::tenant_id` is a `Uuid`; the registry re-checks all of it (and more)
+/// before the entity's first statement, so a hand-written impl that lies is refused.
+pub trait TenantScoped: Joinable {}
 
 /// The table of tenants itself: a tenant may read exactly one row of it, its own,
 /// whose `id` is the tenant id.
-pub trait TenantRoot: EntityTrait + crate::__private::Sealed {
-    /// The column that holds the tenant id (always `Column::Id`).
-    fn tenant_id_column() -> Self::Column;
-}
+pub trait TenantRoot: Joinable {}
 
 /// Shared reference data owned by no tenant (currencies, time zones). It can be joined
 /// to read, never written through a tenant handle.
-pub trait GlobalEntity: EntityTrait + crate::__private::Sealed {}
+pub trait GlobalEntity: Joinable {}
 
-/// An entity a scoped query may join: tenant-owned, tenant root or global.
-///
-/// Its one method is the predicate the join adds to the `ON` clause of that table.
+/// An entity declared through this crate: tenant-owned, tenant root or global. Only
+/// these can be read, joined or written.
 pub trait Joinable: EntityTrait + crate::__private::Sealed {
     #[doc(hidden)]
-    fn join_predicate(table: DynIden, tenant: TenantId) -> Option<Condition>;
-}
-
-#[doc(hidden)]
-pub fn column_eq_tenant<C: ColumnTrait + IdenStatic>(
-    table: DynIden,
-    column: C,
-    tenant: TenantId,
-) -> Condition {
-    Condition::all().add(Expr::col((table, column)).eq(tenant.as_uuid()))
+    const KIND: Kind;
 }
 
 /// Declares the entity of the current module tenant-owned.
@@ -66,16 +61,14 @@ pub fn column_eq_tenant<C: ColumnTrait + IdenStatic>(
 macro_rules! tenant_scoped {
     () => {
         impl $crate::__private::Sealed for Entity {}
-        impl $crate::TenantScoped for Entity {
-            fn tenant_column() -> Column {
-                Column::TenantId
-            }
+        impl $crate::TenantScoped for Entity {}
+        impl $crate::Joinable for Entity {
+            const KIND: $crate::__private::Kind = $crate::__private::Kind::Tenant;
         }
-        $crate::__joinable_by!(TenantId);
         // The tenant column must lead the primary key (Citus distribution column).
         const _: PrimaryKey = PrimaryKey::TenantId;
-        const _: fn(&Model) -> &$crate::__private::Uuid = |model| &model.tenant_id;
-        impl $crate::__private::ActiveModelBehavior for ActiveModel {}
+        const _: fn(&Model) -> &::sea_orm::prelude::Uuid = |model| &model.tenant_id;
+        impl ::sea_orm::ActiveModelBehavior for ActiveModel {}
     };
 }
 
@@ -85,15 +78,13 @@ macro_rules! tenant_scoped {
 macro_rules! tenant_root {
     () => {
         impl $crate::__private::Sealed for Entity {}
-        impl $crate::TenantRoot for Entity {
-            fn tenant_id_column() -> Column {
-                Column::Id
-            }
+        impl $crate::TenantRoot for Entity {}
+        impl $crate::Joinable for Entity {
+            const KIND: $crate::__private::Kind = $crate::__private::Kind::Root;
         }
-        $crate::__joinable_by!(Id);
         const _: PrimaryKey = PrimaryKey::Id;
-        const _: fn(&Model) -> &$crate::__private::Uuid = |model| &model.id;
-        impl $crate::__private::ActiveModelBehavior for ActiveModel {}
+        const _: fn(&Model) -> &::sea_orm::prelude::Uuid = |model| &model.id;
+        impl ::sea_orm::ActiveModelBehavior for ActiveModel {}
     };
 }
 
@@ -105,34 +96,8 @@ macro_rules! global_entity {
         impl $crate::__private::Sealed for Entity {}
         impl $crate::GlobalEntity for Entity {}
         impl $crate::Joinable for Entity {
-            fn join_predicate(
-                _table: $crate::__private::DynIden,
-                _tenant: $crate::TenantId,
-            ) -> ::core::option::Option<$crate::__private::Condition> {
-                ::core::option::Option::None
-            }
+            const KIND: $crate::__private::Kind = $crate::__private::Kind::Global;
         }
-        impl $crate::__private::ActiveModelBehavior for ActiveModel {}
-    };
-}
-
-/// Implements [`Joinable`] for the module's `Entity`: the joined table's `$column`
-/// must equal the tenant. Shared by the macros above; not API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __joinable_by {
-    ($column:ident) => {
-        impl $crate::Joinable for Entity {
-            fn join_predicate(
-                table: $crate::__private::DynIden,
-                tenant: $crate::TenantId,
-            ) -> ::core::option::Option<$crate::__private::Condition> {
-                ::core::option::Option::Some($crate::__private::column_eq_tenant(
-                    table,
-                    Column::$column,
-                    tenant,
-                ))
-            }
-        }
+        impl ::sea_orm::ActiveModelBehavior for ActiveModel {}
     };
 }

@@ -81,6 +81,9 @@ mod ctx;
 mod db;
 mod entity;
 mod error;
+mod expr;
+mod guard;
+mod registry;
 mod select;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -88,23 +91,39 @@ mod unscoped;
 mod write;
 
 pub use ctx::{Actor, TenantCtx, TenantId};
-pub use db::{Connected, Db, TenantDb, TenantHandle, TenantTxn};
+pub use db::{Backend, Connected, CtxIssuer, Db, TenantDb, TenantHandle, TenantTxn};
 pub use entity::{GlobalEntity, Joinable, TenantRoot, TenantScoped};
-pub use error::{Error, Result};
-pub use sea_orm::{ConnectOptions, DbBackend};
+pub use error::{Error, Result, StorageError};
+pub use expr::{ColumnExt, Cond, Order, Value};
 pub use select::{Keyset, Page, RowStream, Scoped, ScopedTwo, ScopedWith, Subquery};
 pub use unscoped::Unscoped;
 pub use write::{DeleteMany, Insert, InsertMany, UpdateMany, UpdateOne};
 
+/// The one sea-orm item business code may name: the typed cell of an entity's active
+/// model (`Set(value)` / `NotSet`). It is data — a value of the field's own Rust type,
+/// always bound as a parameter — with nothing that builds or runs SQL.
+pub use sea_orm::ActiveValue::{self, NotSet, Set};
+
+/// `Set(value)` when a patch names a new value, `NotSet` otherwise.
+pub fn set_if<T>(value: Option<T>) -> ActiveValue<T>
+where
+    T: Into<sea_orm::Value>,
+{
+    value.map_or(ActiveValue::NotSet, ActiveValue::Set)
+}
+
 /// Items the macros expand to. Not API: do not use them directly.
+///
+/// Inert by design (reachable by any crate that depends on this one, so it holds
+/// nothing that builds or runs SQL): the sealing trait and the entity-kind tag. The
+/// macros name sea-orm's own items through `::sea_orm`, which only a crate that
+/// depends on sea-orm (an entity crate) can resolve.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::db::ConnRef;
-    pub use crate::entity::column_eq_tenant;
-    pub use sea_orm::ActiveModelBehavior;
-    pub use sea_orm::sea_query::{Condition, DynIden};
-    pub use uuid::Uuid;
+    pub use crate::entity::Kind;
 
-    /// Seals the crate's traits: implemented only by its macros and handles.
+    /// Seals the crate's traits: implemented only by its macros and handles. A hand
+    /// implementation gains nothing: every entity is re-checked by the registry
+    /// before its first statement, and every statement by the guard.
     pub trait Sealed {}
 }

@@ -2,16 +2,16 @@
 
 use std::pin::Pin;
 
-use futures_util::{Stream, StreamExt, TryStreamExt};
-use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, IntoCondition, IntoIden, JoinType, Order, SelectStatement,
-};
+use futures_util::{Stream, StreamExt};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, IntoIden, JoinType, SelectStatement};
 use sea_orm::{
     ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Related, Select, SelectTwo, SelectTwoMany, Value,
+    QueryTrait, Related, Select, SelectTwo, SelectTwoMany,
 };
 
-use crate::db::{ConnKind, ConnRef};
+use crate::db::ConnRef;
+use crate::entity::Kind;
+use crate::expr::{Cond, Order, Value, condition};
 use crate::{Error, Joinable, Result, TenantId};
 
 /// A boxed stream of scoped rows.
@@ -26,11 +26,16 @@ pub type RowStream<'a, M> = Pin<Box<dyn Stream<Item = Result<M>> + Send + 'a>>;
 #[must_use = "a query does nothing until it is executed"]
 pub struct Scoped<'a, E: EntityTrait> {
     conn: ConnRef<'a>,
-    tenant: TenantId,
+    /// `None` only for the escape hatch's reads ([`Unscoped::find`](crate::Unscoped::find)).
+    tenant: Option<TenantId>,
     select: Select<E>,
     order: Vec<(E::Column, Order)>,
     limit: Option<u64>,
     offset: Option<u64>,
+    /// Global tables joined: confirmed against the database catalog before running.
+    globals: Vec<&'static str>,
+    /// Every table joined so far (for [`Scoped::filter_on`]).
+    joined: Vec<&'static str>,
     error: Option<Error>,
 }
 
@@ -43,26 +48,72 @@ impl<E: EntityTrait> std::fmt::Debug for Scoped<'_, E> {
     }
 }
 
-impl<'a, E: EntityTrait> Scoped<'a, E> {
-    pub(crate) fn new(conn: ConnRef<'a>, tenant: TenantId, tenant_column: E::Column) -> Self {
+/// `"table"."column" = $tenant`: the predicate every scoped statement leads with.
+pub(crate) fn tenant_predicate(
+    table: &'static str,
+    column: &'static str,
+    tenant: TenantId,
+) -> Expr {
+    Expr::col((table.into_iden(), column.into_iden())).eq(tenant.as_uuid())
+}
+
+impl<'a, E: Joinable> Scoped<'a, E> {
+    pub(crate) fn new(conn: ConnRef<'a>, tenant: TenantId, tenant_column: &'static str) -> Self {
         // The tenant predicate is the first condition; sea-query ANDs every later
         // `filter` onto it (an `any` condition is nested, never merged).
-        let select =
-            E::find().filter(Expr::col((E::default(), tenant_column)).eq(tenant.as_uuid()));
+        let error = crate::registry::ensure::<E>().err();
+        let select = E::find().filter(tenant_predicate(
+            E::default().table_name(),
+            tenant_column,
+            tenant,
+        ));
         Self {
             conn,
-            tenant,
+            tenant: Some(tenant),
             select,
             order: Vec::new(),
             limit: None,
             offset: None,
-            error: None,
+            globals: Vec::new(),
+            joined: Vec::new(),
+            error,
         }
     }
 
+    pub(crate) fn unscoped(conn: ConnRef<'a>) -> Self {
+        Self {
+            conn,
+            tenant: None,
+            select: E::find(),
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            globals: Vec::new(),
+            joined: Vec::new(),
+            error: crate::registry::ensure::<E>().err(),
+        }
+    }
+}
+
+impl<'a, E: EntityTrait> Scoped<'a, E> {
     /// Adds a condition, ANDed with the tenant predicate and earlier filters.
-    pub fn filter(mut self, condition: impl IntoCondition) -> Self {
-        self.select = self.select.filter(condition);
+    pub fn filter(mut self, cond: Cond<E::Column>) -> Self {
+        self.select = self.select.filter(condition(cond));
+        self
+    }
+
+    /// Adds a condition on an entity `R` joined earlier ([`join`](Self::join),
+    /// [`join_from`](Self::join_from)), ANDed with the tenant predicates. Naming an entity
+    /// that was not joined is refused before any SQL runs.
+    pub fn filter_on<R: Joinable>(mut self, cond: Cond<R::Column>) -> Self {
+        let table = R::default().table_name();
+        if self.joined.contains(&table) {
+            self.select = self.select.filter(condition(cond));
+        } else {
+            self.error.get_or_insert(Error::Refused(format!(
+                "a filter names `{table}`, which this query does not join"
+            )));
+        }
         self
     }
 
@@ -127,33 +178,60 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
         F: EntityTrait + Related<R>,
         R: Joinable,
     {
+        if let Err(error) = crate::registry::ensure::<R>() {
+            self.error.get_or_insert(error);
+            return self;
+        }
+        let from = F::default().table_name();
+        let to = R::default().table_name();
         if F::via().is_some() {
-            self.error.get_or_insert(Error::JoinThroughJunction {
-                from: F::default().table_name(),
-                to: R::default().table_name(),
-            });
+            self.error
+                .get_or_insert(Error::JoinThroughJunction { from, to });
             return self;
         }
         let relation = F::to();
+        // The relation must join exactly F to R, on columns alone: a relation whose
+        // target is another table would put R's tenant predicate on the wrong table, and
+        // a custom ON condition could carry anything.
+        if relation.from_tbl != F::default().table_ref()
+            || relation.to_tbl != R::default().table_ref()
+            || relation.on_condition.is_some()
+        {
+            self.error.get_or_insert(Error::Refused(format!(
+                "the relation from `{from}` to `{to}` does not join those two tables on columns alone"
+            )));
+            return self;
+        }
         let table = relation.to_tbl.clone();
         // The relation's own condition (with its AND/OR semantics intact), ANDed with
         // the joined table's tenant predicate: nothing can OR the predicate away.
         let mut on = Condition::all().add(Condition::from(relation));
-        if let Some(predicate) = R::join_predicate(R::default().into_iden(), self.tenant) {
-            on = on.add(predicate);
+        match (R::KIND, self.tenant) {
+            (Kind::Tenant, Some(tenant)) => on = on.add(tenant_predicate(to, "tenant_id", tenant)),
+            (Kind::Root, Some(tenant)) => on = on.add(tenant_predicate(to, "id", tenant)),
+            (Kind::Global, _) => self.globals.push(to),
+            (_, None) => {}
         }
         QueryTrait::query(&mut self.select).join(join, table, on);
+        self.joined.push(to);
         self
     }
 
     /// A subquery `SELECT e.column FROM e WHERE e.tenant_id = $tenant AND …` for
     /// [`filter_in`](Self::filter_in).
     pub fn subquery(self, column: E::Column) -> Subquery {
-        let error = self.error;
+        let error = match (self.error, self.tenant) {
+            (Some(error), _) => Some(error),
+            (None, None) => Some(Error::Refused(
+                "an unscoped read cannot be used as a subquery".to_owned(),
+            )),
+            (None, Some(_)) => None,
+        };
         let statement = self.select.select_only().column(column).into_query();
         Subquery {
             tenant: self.tenant,
             statement,
+            globals: self.globals,
             error,
         }
     }
@@ -161,31 +239,39 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
     /// `WHERE column IN (<scoped subquery>)`.
     pub fn filter_in(self, column: E::Column, subquery: Subquery) -> Self {
         self.with_subquery(subquery, |statement| {
-            Expr::col((E::default(), column)).in_subquery(statement)
+            Expr::col(column.as_column_ref()).in_subquery(statement)
         })
     }
 
     /// `WHERE column NOT IN (<scoped subquery>)`.
     pub fn filter_not_in(self, column: E::Column, subquery: Subquery) -> Self {
         self.with_subquery(subquery, |statement| {
-            Expr::col((E::default(), column)).not_in_subquery(statement)
+            Expr::col(column.as_column_ref()).not_in_subquery(statement)
         })
     }
 
     fn with_subquery(
         mut self,
         subquery: Subquery,
-        condition: impl FnOnce(SelectStatement) -> Expr,
+        make: impl FnOnce(SelectStatement) -> Expr,
     ) -> Self {
-        if let Some(error) = subquery.error {
-            self.error.get_or_insert(error);
-        } else if subquery.tenant != self.tenant {
-            self.error.get_or_insert(Error::TenantMismatch {
-                expected: self.tenant,
-                found: subquery.tenant.to_string(),
-            });
-        } else {
-            self.select = self.select.filter(condition(subquery.statement));
+        match (subquery.error, self.tenant) {
+            (Some(error), _) => {
+                self.error.get_or_insert(error);
+            }
+            (None, Some(tenant)) if subquery.tenant == Some(tenant) => {
+                self.globals.extend(subquery.globals);
+                self.select = self.select.filter(make(subquery.statement));
+            }
+            (None, expected) => {
+                self.error.get_or_insert(match expected {
+                    Some(expected) => Error::TenantMismatch {
+                        expected,
+                        found: subquery.tenant.map_or_else(String::new, |t| t.to_string()),
+                    },
+                    None => Error::Refused("an unscoped read takes no subquery".to_owned()),
+                });
+            }
         }
         self
     }
@@ -198,17 +284,18 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
         E: Related<R>,
     {
         let joined = self.join_relation::<E, R>(JoinType::LeftJoin);
-        let (conn, error) = (joined.conn, joined.error);
+        let (conn, error, globals) = (joined.conn, joined.error, joined.globals);
         let limit = joined.limit;
         let offset = joined.offset;
         let mut select = joined.select.select_also(R::default());
         for (column, order) in joined.order {
-            select = select.order_by(column, order);
+            select = select.order_by(column, order.to_sea());
         }
         select = select.limit(limit).offset(offset);
         ScopedTwo {
             conn,
             select,
+            globals,
             error,
         }
     }
@@ -221,34 +308,39 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
         E: Related<R>,
     {
         let joined = self.join_relation::<E, R>(JoinType::LeftJoin);
-        let (conn, error) = (joined.conn, joined.error);
+        let (conn, error, globals) = (joined.conn, joined.error, joined.globals);
         let mut select = joined.select.select_with(R::default());
         for (column, order) in joined.order {
-            select = select.order_by(column, order);
+            select = select.order_by(column, order.to_sea());
         }
         ScopedWith {
             conn,
             select,
+            globals,
             error,
         }
     }
 
-    fn build(self) -> Result<(ConnRef<'a>, Select<E>)> {
+    fn build(self) -> Result<(ConnRef<'a>, Vec<&'static str>, Select<E>)> {
         if let Some(error) = self.error {
             return Err(error);
         }
         let mut select = self.select;
         for (column, order) in self.order {
-            select = select.order_by(column, order);
+            select = select.order_by(column, order.to_sea());
         }
-        Ok((self.conn, select.limit(self.limit).offset(self.offset)))
+        Ok((
+            self.conn,
+            self.globals,
+            select.limit(self.limit).offset(self.offset),
+        ))
     }
 
     /// The SQL this query runs, rendered for the handle's backend (for logs and tests).
     pub fn to_sql(&self) -> String {
         let mut select = self.select.clone();
         for (column, order) in &self.order {
-            select = select.order_by(*column, order.clone());
+            select = select.order_by(*column, order.to_sea());
         }
         select
             .limit(self.limit)
@@ -260,20 +352,22 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
     /// The SQL this query runs, consuming the builder exactly as execution does (no
     /// clone): what the overhead benchmark measures.
     pub fn into_sql(self) -> Result<String> {
-        let (conn, select) = self.build()?;
+        let (conn, _, select) = self.build()?;
         Ok(select.build(conn.backend()).to_string())
     }
 
     /// All matching rows.
     pub async fn all(self) -> Result<Vec<E::Model>> {
-        let (conn, select) = self.build()?;
-        Ok(select.all(&conn.executor()).await?)
+        let (conn, globals, select) = self.build()?;
+        conn.confirm_globals(&globals).await?;
+        Ok(select.all(&conn.exec()).await?)
     }
 
     /// The first matching row.
     pub async fn one(self) -> Result<Option<E::Model>> {
-        let (conn, select) = self.build()?;
-        Ok(select.one(&conn.executor()).await?)
+        let (conn, globals, select) = self.build()?;
+        conn.confirm_globals(&globals).await?;
+        Ok(select.one(&conn.exec()).await?)
     }
 
     /// `SELECT COUNT(*)` of the matching rows (ordering, limit and offset ignored).
@@ -284,9 +378,9 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
         self.order.clear();
         self.limit = None;
         self.offset = None;
-        let (conn, select) = self.build()?;
-        let executor = conn.executor();
-        Ok(select.count(&executor).await?)
+        let (conn, globals, select) = self.build()?;
+        conn.confirm_globals(&globals).await?;
+        Ok(select.count(&conn.exec()).await?)
     }
 
     /// The matching rows as a stream, without loading them all.
@@ -294,11 +388,18 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
     where
         E::Model: Send + 'a,
     {
-        let (conn, select) = self.build()?;
-        Ok(match conn.0 {
-            ConnKind::Pool(pool) => select.stream(pool).await?.map_err(Error::from).boxed(),
-            ConnKind::Txn(txn) => select.stream(txn).await?.map_err(Error::from).boxed(),
-        })
+        let (conn, globals, select) = self.build()?;
+        conn.confirm_globals(&globals).await?;
+        let statement = select.build(conn.backend());
+        let rows = conn.stream(statement).await?;
+        Ok(rows
+            .map(|row| {
+                let row = row?;
+                Ok(<E::Model as sea_orm::FromQueryResult>::from_query_result(
+                    &row, "",
+                )?)
+            })
+            .boxed())
     }
 
     /// Applies a keyset: `WHERE (k1, k2) > ($1, $2) ORDER BY k1, k2 LIMIT n+1` (one row
@@ -312,11 +413,7 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
                 return self;
             }
         }
-        self.order = keyset
-            .columns
-            .iter()
-            .map(|c| (*c, keyset.order.clone()))
-            .collect();
+        self.order = keyset.columns.iter().map(|c| (*c, keyset.order)).collect();
         self.limit = Some(keyset.limit.saturating_add(1));
         self
     }
@@ -354,9 +451,8 @@ impl<E: EntityTrait> Keyset<E> {
                 found: after.len(),
             });
         }
-        let table = E::default();
-        let left = Expr::tuple(self.columns.iter().map(|c| Expr::col((table, *c))));
-        let right = Expr::tuple(after.iter().cloned().map(Expr::val));
+        let left = Expr::tuple(self.columns.iter().map(|c| Expr::col(c.as_column_ref())));
+        let right = Expr::tuple(after.iter().cloned().map(|v| Expr::val(v.into_inner())));
         Ok(Some(match self.order {
             Order::Desc => left.lt(right),
             _ => left.gt(right),
@@ -368,9 +464,12 @@ impl<E: EntityTrait> Keyset<E> {
     fn page_of<T>(&self, mut rows: Vec<T>, key_row: impl Fn(&T) -> &E::Model) -> Page<T> {
         let has_more = rows.len() as u64 > self.limit;
         rows.truncate(usize::try_from(self.limit).unwrap_or(usize::MAX));
-        let next = rows
-            .last()
-            .map(|item| self.columns.iter().map(|c| key_row(item).get(*c)).collect());
+        let next = rows.last().map(|item| {
+            self.columns
+                .iter()
+                .map(|c| Value(key_row(item).get(*c)))
+                .collect()
+        });
         Page {
             rows,
             has_more,
@@ -426,8 +525,9 @@ pub struct Page<M> {
 #[derive(Debug)]
 #[must_use]
 pub struct Subquery {
-    tenant: TenantId,
+    tenant: Option<TenantId>,
     statement: SelectStatement,
+    globals: Vec<&'static str>,
     error: Option<Error>,
 }
 
@@ -436,19 +536,26 @@ pub struct Subquery {
 pub struct ScopedTwo<'a, E: EntityTrait, R: EntityTrait> {
     conn: ConnRef<'a>,
     select: SelectTwo<E, R>,
+    globals: Vec<&'static str>,
     error: Option<Error>,
 }
 
 impl<'a, E: EntityTrait, R: EntityTrait> ScopedTwo<'a, E, R> {
-    /// Adds a condition (on either entity), ANDed with the tenant predicates.
-    pub fn filter(mut self, condition: impl IntoCondition) -> Self {
-        self.select = self.select.filter(condition);
+    /// Adds a condition on `E`, ANDed with the tenant predicates.
+    pub fn filter(mut self, cond: Cond<E::Column>) -> Self {
+        self.select = self.select.filter(condition(cond));
         self
     }
 
-    /// Orders by a column of either entity.
-    pub fn order_by(mut self, column: impl ColumnTrait, order: Order) -> Self {
-        self.select = self.select.order_by(column, order);
+    /// Adds a condition on the joined `R`, ANDed with the tenant predicates.
+    pub fn filter_joined(mut self, cond: Cond<R::Column>) -> Self {
+        self.select = self.select.filter(condition(cond));
+        self
+    }
+
+    /// Orders by a column of `E`.
+    pub fn order_by(mut self, column: E::Column, order: Order) -> Self {
+        self.select = self.select.order_by(column, order.to_sea());
         self
     }
 
@@ -471,27 +578,32 @@ impl<'a, E: EntityTrait, R: EntityTrait> ScopedTwo<'a, E, R> {
             self.select = self.select.filter(condition);
         }
         for column in &keyset.columns {
-            self.select = self.select.order_by(*column, keyset.order.clone());
+            self.select = self.select.order_by(*column, keyset.order.to_sea());
         }
         self.select = self.select.limit(keyset.limit.saturating_add(1));
         let rows = self.all().await?;
         Ok(keyset.page_of(rows, |(row, _)| row))
     }
 
+    fn build(self) -> Result<(ConnRef<'a>, Vec<&'static str>, SelectTwo<E, R>)> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok((self.conn, self.globals, self.select)),
+        }
+    }
+
     /// All rows with their related row, if any.
     pub async fn all(self) -> Result<Vec<(E::Model, Option<R::Model>)>> {
-        if let Some(error) = self.error {
-            return Err(error);
-        }
-        Ok(self.select.all(&self.conn.executor()).await?)
+        let (conn, globals, select) = self.build()?;
+        conn.confirm_globals(&globals).await?;
+        Ok(select.all(&conn.exec()).await?)
     }
 
     /// The first row with its related row, if any.
     pub async fn one(self) -> Result<Option<(E::Model, Option<R::Model>)>> {
-        if let Some(error) = self.error {
-            return Err(error);
-        }
-        Ok(self.select.one(&self.conn.executor()).await?)
+        let (conn, globals, select) = self.build()?;
+        conn.confirm_globals(&globals).await?;
+        Ok(select.one(&conn.exec()).await?)
     }
 }
 
@@ -500,13 +612,14 @@ impl<'a, E: EntityTrait, R: EntityTrait> ScopedTwo<'a, E, R> {
 pub struct ScopedWith<'a, E: EntityTrait, R: EntityTrait> {
     conn: ConnRef<'a>,
     select: SelectTwoMany<E, R>,
+    globals: Vec<&'static str>,
     error: Option<Error>,
 }
 
-impl<'a, E: EntityTrait, R: EntityTrait> ScopedWith<'a, E, R> {
-    /// Adds a condition (on either entity), ANDed with the tenant predicates.
-    pub fn filter(mut self, condition: impl IntoCondition) -> Self {
-        self.select = self.select.filter(condition);
+impl<E: EntityTrait, R: EntityTrait> ScopedWith<'_, E, R> {
+    /// Adds a condition on `E`, ANDed with the tenant predicates.
+    pub fn filter(mut self, cond: Cond<E::Column>) -> Self {
+        self.select = self.select.filter(condition(cond));
         self
     }
 
@@ -520,6 +633,7 @@ impl<'a, E: EntityTrait, R: EntityTrait> ScopedWith<'a, E, R> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        Ok(self.select.all(&self.conn.executor()).await?)
+        self.conn.confirm_globals(&self.globals).await?;
+        Ok(self.select.all(&self.conn.exec()).await?)
     }
 }

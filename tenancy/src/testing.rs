@@ -8,9 +8,56 @@
 
 use std::path::PathBuf;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
 
 use crate::{Connected, Db, Result};
+
+/// A context issuer for unit tests that verify credentials without a database (tests
+/// only: production code gets its issuer from `Db::open`).
+pub fn issuer() -> crate::CtxIssuer {
+    crate::CtxIssuer::new()
+}
+
+/// Runs a hand-written statement through `handle`'s guarded executor, as if a builder had
+/// made it: the way tests smuggle raw SQL to the statement guard (tests only — nothing
+/// outside this module can hand the executor a statement). Returns the rows read (for a
+/// query) or affected (otherwise).
+///
+/// # Errors
+/// [`crate::Error::Refused`] when the guard refuses it; database errors otherwise.
+pub async fn execute_raw(
+    handle: &impl crate::TenantHandle,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<u64> {
+    let conn = handle.conn(crate::db::token());
+    let statement = sea_orm::Statement::from_sql_and_values(conn.backend(), sql, values);
+    let exec = conn.exec();
+    let is_query = sql.trim_start().to_ascii_uppercase().starts_with("SELECT")
+        || sql.to_ascii_uppercase().contains("RETURNING");
+    if is_query {
+        let rows = exec.query_all_raw(statement).await?;
+        Ok(rows.len() as u64)
+    } else {
+        Ok(exec.execute_raw(statement).await?.rows_affected())
+    }
+}
+
+/// Only the guard's check of a statement against `handle`'s tenant, without executing
+/// it (for the guard-cost benchmark).
+///
+/// # Errors
+/// [`crate::Error::Refused`] when the guard refuses it.
+pub fn check_raw(
+    handle: &impl crate::TenantHandle,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<()> {
+    let conn = handle.conn(crate::db::token());
+    let statement = sea_orm::Statement::from_sql_and_values(conn.backend(), sql, values);
+    Ok(conn.exec().check(&statement)?)
+}
 
 /// A database backend tests should run against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +97,10 @@ pub fn backends() -> Vec<Backend> {
 /// A fresh database; dropped (file removed, schema dropped) with this value.
 #[derive(Debug)]
 pub struct TestDb {
-    /// The pool and the escape hatch, as the application gets them.
+    /// The pool, the context issuer and the escape hatch, as the application gets them.
     pub connected: Connected,
+    /// The driver connection underneath, for applying migrations (tests only).
+    pub raw: DatabaseConnection,
     /// Which backend this is.
     pub backend: Backend,
     cleanup: Cleanup,
@@ -71,7 +120,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join("tenantry-tests");
                 std::fs::create_dir_all(&dir)
-                    .map_err(|e| sea_orm::DbErr::Custom(format!("temp dir: {e}")))?;
+                    .map_err(|e| crate::Error::Refused(format!("temp dir: {e}")))?;
                 let path = dir.join(format!("{id}.db"));
                 let mut options =
                     ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
@@ -99,8 +148,10 @@ impl TestDb {
                 )
             }
         };
+        let raw = Database::connect(options).await?;
         Ok(Self {
-            connected: Db::connect(options).await?,
+            connected: Db::open(raw.clone())?,
+            raw,
             backend: backend.clone(),
             cleanup,
         })

@@ -1,16 +1,44 @@
 //! Scoped writes: inserts stamp the tenant, updates and deletes carry it.
 
-use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, OnConflict};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, DbErr, EntityTrait, IdenStatic, IntoActiveModel, Iterable,
-    PrimaryKeyToColumn, QueryFilter, QueryTrait, Value,
+    ActiveModelTrait, ActiveValue, ColumnTrait, EntityTrait, IdenStatic, IntoActiveModel, Iterable,
+    PrimaryKeyToColumn, QueryFilter, QueryTrait, Value as SeaValue,
 };
 
 use crate::db::ConnRef;
+use crate::expr::{Cond, Value, condition};
+use crate::registry::{column, ensure};
+use crate::select::tenant_predicate;
 use crate::{Error, Result, TenantId, TenantScoped};
 
-fn tenant_value(tenant: TenantId) -> Value {
-    Value::from(tenant.as_uuid())
+fn tenant_value(tenant: TenantId) -> SeaValue {
+    SeaValue::from(tenant.as_uuid())
+}
+
+/// The checked tenant column of `E`: the registry has verified its declaration.
+fn tenant_column<E: TenantScoped>() -> Result<E::Column> {
+    ensure::<E>()?;
+    column::<E>("tenant_id")
+}
+
+/// `tenant_id = $tenant` on `E`'s own table.
+fn scope<E: TenantScoped>(tenant: TenantId) -> Expr {
+    tenant_predicate(E::default().table_name(), "tenant_id", tenant)
+}
+
+/// Sets `column` of `model` to `value`, refusing a value of the wrong type.
+fn set_checked<A: ActiveModelTrait>(
+    model: &mut A,
+    column: <A::Entity as EntityTrait>::Column,
+    value: Value,
+) -> Result<()> {
+    model
+        .try_set(column, value.into_inner())
+        .map_err(|_| Error::InvalidValue {
+            table: table::<A::Entity>(),
+            column: column.as_str().to_owned(),
+        })
 }
 
 fn table<E: EntityTrait>() -> &'static str {
@@ -27,7 +55,7 @@ where
     A: ActiveModelTrait,
     A::Entity: TenantScoped,
 {
-    let column = <A::Entity as TenantScoped>::tenant_column();
+    let column = tenant_column::<A::Entity>()?;
     let want = tenant_value(tenant);
     match model.get(column) {
         ActiveValue::NotSet => {}
@@ -49,7 +77,7 @@ where
 pub struct Insert<'a, A: ActiveModelTrait> {
     conn: ConnRef<'a>,
     model: Result<A>,
-    on_conflict: Option<OnConflict>,
+    on_conflict: Result<Option<OnConflict>>,
 }
 
 impl<'a, A> Insert<'a, A>
@@ -62,7 +90,7 @@ where
         Self {
             conn,
             model: stamp(model, tenant),
-            on_conflict: None,
+            on_conflict: Ok(None),
         }
     }
 
@@ -74,16 +102,17 @@ where
         keys: impl IntoIterator<Item = <A::Entity as EntityTrait>::Column>,
         columns: impl IntoIterator<Item = <A::Entity as EntityTrait>::Column>,
     ) -> Self {
-        let tenant_column = <A::Entity as TenantScoped>::tenant_column();
-        let target = std::iter::once(tenant_column)
-            .chain(keys.into_iter().filter(|k| !same_column(*k, tenant_column)));
-        let mut conflict = OnConflict::columns(target);
-        conflict.update_columns(
-            columns
-                .into_iter()
-                .filter(|c| !same_column(*c, tenant_column)),
-        );
-        self.on_conflict = Some(conflict);
+        self.on_conflict = tenant_column::<A::Entity>().map(|tenant_column| {
+            let target = std::iter::once(tenant_column)
+                .chain(keys.into_iter().filter(|k| !same_column(*k, tenant_column)));
+            let mut conflict = OnConflict::columns(target);
+            conflict.update_columns(
+                columns
+                    .into_iter()
+                    .filter(|c| !same_column(*c, tenant_column)),
+            );
+            Some(conflict)
+        });
         self
     }
 
@@ -101,15 +130,20 @@ where
         A: Clone,
     {
         let model = self.model.as_ref().map_err(Error::clone_refusal)?.clone();
-        Ok(Self::statement(model, self.on_conflict.clone())
+        let on_conflict = self
+            .on_conflict
+            .as_ref()
+            .map_err(Error::clone_refusal)?
+            .clone();
+        Ok(Self::statement(model, on_conflict)
             .build(self.conn.backend())
             .to_string())
     }
 
     /// Runs the insert and returns the stored row.
     pub async fn exec(self) -> Result<<A::Entity as EntityTrait>::Model> {
-        let insert = Self::statement(self.model?, self.on_conflict);
-        Ok(insert.exec_with_returning(&self.conn.executor()).await?)
+        let insert = Self::statement(self.model?, self.on_conflict?);
+        Ok(insert.exec_with_returning(&self.conn.exec()).await?)
     }
 }
 
@@ -143,7 +177,7 @@ where
             return Ok(0);
         }
         Ok(<A::Entity as EntityTrait>::insert_many(models)
-            .exec_without_returning(&self.conn.executor())
+            .exec_without_returning(&self.conn.exec())
             .await?)
     }
 }
@@ -154,8 +188,8 @@ where
 pub struct UpdateOne<'a, A: ActiveModelTrait> {
     conn: ConnRef<'a>,
     tenant: TenantId,
-    model: A,
-    filter: Vec<sea_orm::Condition>,
+    model: Result<A>,
+    filter: Vec<Condition>,
 }
 
 impl<'a, A> UpdateOne<'a, A>
@@ -167,15 +201,30 @@ where
         Self {
             conn,
             tenant,
-            model,
+            model: Ok(model),
             filter: Vec::new(),
         }
     }
 
     /// An extra condition the row must meet (optimistic concurrency: `version = $n`).
     /// A row that does not meet it is reported as [`Error::NotFound`].
-    pub fn filter(mut self, condition: impl IntoCondition) -> Self {
-        self.filter.push(condition.into_condition());
+    pub fn filter(mut self, cond: Cond<<A::Entity as EntityTrait>::Column>) -> Self {
+        self.filter.push(condition(cond));
+        self
+    }
+
+    /// Sets one more column of the row (a key column to find it by, or a value to write).
+    /// A value of the wrong type is refused before any SQL runs.
+    pub fn set(
+        mut self,
+        column: <A::Entity as EntityTrait>::Column,
+        value: impl Into<Value>,
+    ) -> Self {
+        if let Ok(model) = &mut self.model
+            && let Err(error) = set_checked(model, column, value.into())
+        {
+            self.model = Err(error);
+        }
         self
     }
 
@@ -184,14 +233,15 @@ where
     where
         A: Clone,
     {
-        let statement = Self::statement(self.tenant, self.model.clone(), self.filter.clone())?;
+        let model = self.model.as_ref().map_err(Error::clone_refusal)?.clone();
+        let statement = Self::statement(self.tenant, model, self.filter.clone())?;
         Ok(statement.build(self.conn.backend()).to_string())
     }
 
     /// `UPDATE e SET <Set columns> WHERE tenant_id = $tenant AND <pk> [AND filter] RETURNING *`.
     pub async fn exec(self) -> Result<<A::Entity as EntityTrait>::Model> {
-        let statement = Self::statement(self.tenant, self.model, self.filter)?;
-        let rows = statement.exec_with_returning(&self.conn.executor()).await?;
+        let statement = Self::statement(self.tenant, self.model?, self.filter)?;
+        let rows = statement.exec_with_returning(&self.conn.exec()).await?;
         rows.into_iter().next().ok_or(Error::NotFound {
             table: table::<A::Entity>(),
         })
@@ -200,10 +250,9 @@ where
     fn statement(
         tenant: TenantId,
         mut model: A,
-        filter: Vec<sea_orm::Condition>,
+        filter: Vec<Condition>,
     ) -> Result<sea_orm::UpdateMany<A::Entity>> {
-        let entity = A::Entity::default();
-        let tenant_column = <A::Entity as TenantScoped>::tenant_column();
+        let tenant_column = tenant_column::<A::Entity>()?;
         match model.get(tenant_column) {
             ActiveValue::Set(found) if found != tenant_value(tenant) => {
                 return Err(Error::TenantColumnImmutable {
@@ -217,8 +266,8 @@ where
             }
             _ => model.not_set(tenant_column),
         }
-        let mut update = <A::Entity as EntityTrait>::update_many()
-            .filter(Expr::col((entity, tenant_column)).eq(tenant.as_uuid()));
+        let mut update =
+            <A::Entity as EntityTrait>::update_many().filter(scope::<A::Entity>(tenant));
         for key in <A::Entity as EntityTrait>::PrimaryKey::iter() {
             let column = key.into_column();
             if same_column(column, tenant_column) {
@@ -226,7 +275,7 @@ where
             }
             match model.take(column) {
                 ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
-                    update = update.filter(Expr::col((entity, column)).eq(value));
+                    update = update.filter(Expr::col(column.as_column_ref()).eq(value));
                 }
                 ActiveValue::NotSet => {
                     return Err(Error::MissingPrimaryKey {
@@ -239,9 +288,9 @@ where
             update = update.filter(condition);
         }
         if !model.is_changed() {
-            return Err(Error::Db(DbErr::Custom(
-                "update with no column to set".into(),
-            )));
+            return Err(Error::NothingToUpdate {
+                table: table::<A::Entity>(),
+            });
         }
         Ok(update.set(model))
     }
@@ -258,12 +307,10 @@ pub struct UpdateMany<'a, E: TenantScoped> {
 
 impl<'a, E: TenantScoped> UpdateMany<'a, E> {
     pub(crate) fn new(conn: ConnRef<'a>, tenant: TenantId) -> Self {
-        let update = E::update_many()
-            .filter(Expr::col((E::default(), E::tenant_column())).eq(tenant.as_uuid()));
         Self {
             conn,
-            update,
-            error: None,
+            update: E::update_many().filter(scope::<E>(tenant)),
+            error: ensure::<E>().err(),
         }
     }
 
@@ -273,32 +320,38 @@ impl<'a, E: TenantScoped> UpdateMany<'a, E> {
         });
     }
 
-    /// `SET column = expr`; the tenant column is refused.
-    pub fn col_expr(mut self, column: E::Column, value: impl Into<Expr>) -> Self {
-        if same_column(column, E::tenant_column()) {
+    /// `SET column = $value`; the tenant column is refused.
+    pub fn set(mut self, column: E::Column, value: impl Into<Value>) -> Self {
+        if column.as_str() == "tenant_id" {
             self.refuse_tenant_column();
         } else {
-            self.update = self.update.col_expr(column, value.into());
+            self.update = self
+                .update
+                .col_expr(column, Expr::val(value.into().into_inner()));
         }
         self
     }
 
     /// `SET` every `Set` column of `model`; a model that sets the tenant column is refused.
-    pub fn set<A>(mut self, model: A) -> Self
+    pub fn set_model<A>(mut self, model: A) -> Self
     where
         A: ActiveModelTrait<Entity = E>,
     {
-        if matches!(model.get(E::tenant_column()), ActiveValue::Set(_)) {
-            self.refuse_tenant_column();
-        } else {
-            self.update = self.update.set(model);
+        match tenant_column::<E>() {
+            Ok(column) if matches!(model.get(column), ActiveValue::Set(_)) => {
+                self.refuse_tenant_column();
+            }
+            Ok(_) => self.update = self.update.set(model),
+            Err(error) => {
+                self.error.get_or_insert(error);
+            }
         }
         self
     }
 
     /// Adds a condition, ANDed with the tenant predicate.
-    pub fn filter(mut self, condition: impl IntoCondition) -> Self {
-        self.update = self.update.filter(condition);
+    pub fn filter(mut self, cond: Cond<E::Column>) -> Self {
+        self.update = self.update.filter(condition(cond));
         self
     }
 
@@ -315,7 +368,7 @@ impl<'a, E: TenantScoped> UpdateMany<'a, E> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        Ok(self.update.exec(&self.conn.executor()).await?.rows_affected)
+        Ok(self.update.exec(&self.conn.exec()).await?.rows_affected)
     }
 
     /// Runs the update and returns the changed rows.
@@ -323,10 +376,7 @@ impl<'a, E: TenantScoped> UpdateMany<'a, E> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        Ok(self
-            .update
-            .exec_with_returning(&self.conn.executor())
-            .await?)
+        Ok(self.update.exec_with_returning(&self.conn.exec()).await?)
     }
 }
 
@@ -336,18 +386,21 @@ impl<'a, E: TenantScoped> UpdateMany<'a, E> {
 pub struct DeleteMany<'a, E: TenantScoped> {
     conn: ConnRef<'a>,
     delete: sea_orm::DeleteMany<E>,
+    error: Option<Error>,
 }
 
 impl<'a, E: TenantScoped> DeleteMany<'a, E> {
     pub(crate) fn new(conn: ConnRef<'a>, tenant: TenantId) -> Self {
-        let delete = E::delete_many()
-            .filter(Expr::col((E::default(), E::tenant_column())).eq(tenant.as_uuid()));
-        Self { conn, delete }
+        Self {
+            conn,
+            delete: E::delete_many().filter(scope::<E>(tenant)),
+            error: ensure::<E>().err(),
+        }
     }
 
     /// Adds a condition, ANDed with the tenant predicate.
-    pub fn filter(mut self, condition: impl IntoCondition) -> Self {
-        self.delete = self.delete.filter(condition);
+    pub fn filter(mut self, cond: Cond<E::Column>) -> Self {
+        self.delete = self.delete.filter(condition(cond));
         self
     }
 
@@ -358,6 +411,9 @@ impl<'a, E: TenantScoped> DeleteMany<'a, E> {
 
     /// Runs the delete; returns the number of rows deleted.
     pub async fn exec(self) -> Result<u64> {
-        Ok(self.delete.exec(&self.conn.executor()).await?.rows_affected)
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        Ok(self.delete.exec(&self.conn.exec()).await?.rows_affected)
     }
 }

@@ -5,7 +5,7 @@ use chrono::{TimeDelta, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tenancy::{Actor, TenantCtx, TenantId};
+use tenancy::{Actor, CtxIssuer, TenantId};
 use uuid::Uuid;
 
 use super::{Credential, Principal, Scope};
@@ -89,7 +89,7 @@ impl JwtVerifier {
     ///
     /// # Errors
     /// A 401 problem saying why the token was refused.
-    pub fn verify(&self, token: &str) -> Result<Principal, Problem> {
+    pub fn verify(&self, token: &str, issuer: &CtxIssuer) -> Result<Principal, Problem> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
             let why = match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
@@ -118,7 +118,7 @@ impl JwtVerifier {
             TokenType::Service => "service",
         };
         Ok(Principal {
-            ctx: TenantCtx::new(TenantId::from_uuid(claims.tenant), actor),
+            ctx: issuer.issue(TenantId::from_uuid(claims.tenant), actor),
             scopes: Scope::parse_all(&claims.scopes),
             credential: Credential::Jwt {
                 typ,
@@ -230,7 +230,7 @@ mod tests {
     fn a_valid_user_token_yields_its_tenant_user_and_known_scopes() {
         let c = claims();
         let token = issuer().issue_claims(&c).unwrap_or_default();
-        let p = verifier().verify(&token);
+        let p = verifier().verify(&token, &tenancy::testing::issuer());
         let Ok(p) = p else { panic!("{p:?}") };
         assert_eq!(p.ctx.tenant().as_uuid(), c.tenant);
         assert!(matches!(p.ctx.actor(), Actor::User(id) if id.to_string() == c.sub));
@@ -247,7 +247,13 @@ mod tests {
         wrong_aud.aud = Audience::Many(vec!["other-api".to_owned()]);
         for c in [expired, wrong_iss, wrong_aud] {
             let token = issuer().issue_claims(&c).unwrap_or_default();
-            assert_eq!(verifier().verify(&token).err().map(|p| p.status), Some(401));
+            assert_eq!(
+                verifier()
+                    .verify(&token, &tenancy::testing::issuer())
+                    .err()
+                    .map(|p| p.status),
+                Some(401)
+            );
         }
         let forged = JwtIssuer::new(
             b"another-secret-another-secret-xx",
@@ -256,7 +262,11 @@ mod tests {
         )
         .issue_claims(&claims())
         .unwrap_or_default();
-        assert!(verifier().verify(&forged).is_err());
+        assert!(
+            verifier()
+                .verify(&forged, &tenancy::testing::issuer())
+                .is_err()
+        );
     }
 
     #[test]
@@ -266,7 +276,11 @@ mod tests {
             map.remove("tenant");
         }
         let token = issuer().issue_claims(&value).unwrap_or_default();
-        assert!(verifier().verify(&token).is_err());
+        assert!(
+            verifier()
+                .verify(&token, &tenancy::testing::issuer())
+                .is_err()
+        );
 
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
@@ -274,7 +288,11 @@ mod tests {
             &EncodingKey::from_secret(SECRET),
         )
         .unwrap_or_default();
-        assert!(verifier().verify(&hs512).is_err());
+        assert!(
+            verifier()
+                .verify(&hs512, &tenancy::testing::issuer())
+                .is_err()
+        );
 
         // alg=none: header {"alg":"none"}, no signature.
         use base64::Engine as _;
@@ -284,7 +302,11 @@ mod tests {
             b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
             b64.encode(serde_json::to_vec(&claims()).unwrap_or_default())
         );
-        assert!(verifier().verify(&none).is_err());
+        assert!(
+            verifier()
+                .verify(&none, &tenancy::testing::issuer())
+                .is_err()
+        );
     }
 
     #[test]
@@ -293,7 +315,9 @@ mod tests {
         c.typ = TokenType::Integrator;
         c.sub = "zapier".to_owned();
         let token = issuer().issue_claims(&c).unwrap_or_default();
-        let actor = verifier().verify(&token).map(|p| p.ctx.actor().clone());
+        let actor = verifier()
+            .verify(&token, &tenancy::testing::issuer())
+            .map(|p| p.ctx.actor().clone());
         assert_eq!(
             actor.ok(),
             Some(Actor::Service("integrator:zapier".to_owned()))

@@ -21,7 +21,7 @@ use poem::http::StatusCode;
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OAuthScopes, SecurityScheme};
 use sha2::Sha256;
-use tenancy::{Actor, Db, TenantCtx, TenantId};
+use tenancy::{Actor, CtxIssuer, Db, TenantCtx, TenantId};
 use uuid::Uuid;
 
 use crate::problem::{Problem, kind};
@@ -215,25 +215,31 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     Ok(principal)
 }
 
-/// Something that holds the `tenancy::Unscoped` capability: the server's own (from
-/// `Db::connect`), or a test database's. Only the [`Authenticator`] holds one, for the
-/// API-key lookup by prefix (made before the tenant is known).
+/// The two capabilities of the authentication edge: the escape hatch (the API-key lookup
+/// by prefix, made before the tenant is known) and the context issuer (a verified
+/// credential becomes a [`TenantCtx`]). Both come from `tenancy::Db::open`, once, at
+/// start-up: the server's own, or a test database's. Only the [`Authenticator`] holds them.
 #[expect(
     clippy::disallowed_types,
     reason = "audited: the API-key lookup by prefix needs the escape hatch"
 )]
 pub trait UnscopedHandle: Send + Sync + 'static {
-    /// The capability.
+    /// The escape hatch.
     fn unscoped(&self) -> &tenancy::Unscoped;
+    /// The context issuer.
+    fn issuer(&self) -> &CtxIssuer;
 }
 
 #[expect(
     clippy::disallowed_types,
-    reason = "audited: the server's own capability, handed to the authenticator"
+    reason = "audited: the server's own capabilities, handed to the authenticator"
 )]
-impl UnscopedHandle for tenancy::Unscoped {
+impl UnscopedHandle for (tenancy::Unscoped, CtxIssuer) {
     fn unscoped(&self) -> &tenancy::Unscoped {
-        self
+        &self.0
+    }
+    fn issuer(&self) -> &CtxIssuer {
+        &self.1
     }
 }
 
@@ -330,7 +336,7 @@ impl Authenticator {
     /// decide whether a lookup is worth its cost before it is made.
     pub async fn verify<'t>(&self, token: &'t str) -> Verification<'t> {
         if !api_key::looks_like_key(token) {
-            let result = match self.jwt.verify(token) {
+            let result = match self.jwt.verify(token, self.unscoped.issuer()) {
                 Ok(principal) => self.ensure_tenant(&principal.ctx).await.map(|()| principal),
                 Err(problem) => Err(problem),
             };
@@ -376,7 +382,10 @@ impl Authenticator {
             return Err(refused());
         }
         let principal = Principal {
-            ctx: TenantCtx::new(credential.tenant_id, Actor::ApiKey(credential.key_id)),
+            ctx: self
+                .unscoped
+                .issuer()
+                .issue(credential.tenant_id, Actor::ApiKey(credential.key_id)),
             scopes: Scope::parse_all(&credential.scopes),
             credential: Credential::ApiKey(credential.key_id),
         };

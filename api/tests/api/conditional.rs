@@ -6,7 +6,7 @@ use std::time::Duration;
 use domain::idempotency::{self, Begin};
 use reqwest::Method;
 use serde_json::json;
-use tenancy::{Actor, TenantCtx, TenantId};
+use tenancy::{Actor, TenantId};
 
 use crate::support::{backends, ok_json, problem, s, spawn_app};
 
@@ -154,7 +154,11 @@ async fn a_create_whose_idempotency_key_is_still_in_flight_is_409() {
         let t = app.tenant("acme").await;
         let body = json!({"name": "Globex"});
         // Claim the key as a first, still-running request of the same caller would.
-        let ctx = TenantCtx::new(TenantId::from_uuid(t.id), Actor::User(t.admin_id));
+        let ctx = app
+            .db
+            .connected
+            .issuer
+            .issue(TenantId::from_uuid(t.id), Actor::User(t.admin_id));
         let db = app.db.db().tenant(&ctx);
         let hash = {
             use sha2::{Digest as _, Sha256};

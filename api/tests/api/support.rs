@@ -30,6 +30,9 @@ impl UnscopedHandle for TestUnscoped {
     fn unscoped(&self) -> &tenancy::Unscoped {
         &self.0.connected.unscoped
     }
+    fn issuer(&self) -> &tenancy::CtxIssuer {
+        &self.0.connected.issuer
+    }
 }
 
 /// A running server on a fresh database.
@@ -73,9 +76,7 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 /// Like [`spawn_app`], with the test's settings changed by `configure`.
 pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = Arc::new(TestDb::new(backend).await.expect("fresh test database"));
-    api::bootstrap::migrate(&db.connected.unscoped)
-        .await
-        .expect("migrations apply");
+    migrations::up(&db.raw).await.expect("migrations apply");
     let mut settings = Settings::for_tests("sqlite::memory:");
     configure(&mut settings);
     let issuer = JwtIssuer::new(

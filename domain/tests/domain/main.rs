@@ -9,8 +9,6 @@
 
 mod support;
 
-mod fences;
-
 mod accounts;
 mod activities;
 mod idempotency;

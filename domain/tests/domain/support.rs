@@ -4,9 +4,8 @@ use std::future::Future;
 
 use domain::Error;
 use domain::identity::{self, NewTenant, TenantCreate, User};
-use sea_orm_migration::MigratorTrait;
 use tenancy::testing::{Backend, TestDb};
-use tenancy::{Actor, TenantCtx, TenantDb};
+use tenancy::{Actor, TenantDb};
 
 /// One test's world: a fresh database and two tenants, each with its first admin.
 pub struct World {
@@ -39,22 +38,18 @@ async fn tenant(test: &TestDb, slug: &str) -> (TenantDb, User) {
     )
     .await
     .expect("create tenant");
-    let db = test
-        .db()
-        .tenant(&TenantCtx::new(tenant.id, Actor::User(admin.id)));
+    let db = test.db().tenant(
+        &test
+            .connected
+            .issuer
+            .issue(tenant.id, Actor::User(admin.id)),
+    );
     (db, admin)
 }
 
 async fn world(backend: &Backend) -> World {
     let test = TestDb::new(backend).await.expect("fresh database");
-    migrations::Migrator::up(
-        test.connected
-            .unscoped
-            .connection("migrate the test database"),
-        None,
-    )
-    .await
-    .expect("migrate");
+    migrations::up(&test.raw).await.expect("migrate");
     let (a, a_admin) = tenant(&test, "tenant-a").await;
     let (b, b_admin) = tenant(&test, "tenant-b").await;
     World {

@@ -6,13 +6,13 @@ pub mod entities;
 use entities::*;
 use sea_orm::{ConnectionTrait, EntityTrait, Schema};
 use tenancy::testing::{Backend, TestDb};
-use tenancy::{Actor, TenantCtx, TenantDb, TenantId};
+use tenancy::{Actor, TenantDb};
 use uuid::Uuid;
 
 /// A fresh database on `backend` with the test schema.
 pub async fn schema_db(backend: &Backend) -> TestDb {
     let test = TestDb::new(backend).await.expect("fresh database");
-    let conn = test.connected.unscoped.connection("create the test schema");
+    let conn = &test.raw;
     let builder = conn.get_database_backend();
     let schema = Schema::new(builder);
     async fn create<E: EntityTrait>(conn: &sea_orm::DatabaseConnection, schema: &Schema, e: E) {
@@ -30,19 +30,28 @@ pub async fn schema_db(backend: &Backend) -> TestDb {
     test
 }
 
-/// A new tenant row and a handle for it.
+/// A new tenant row (through the escape hatch, as an application creates one) and a
+/// handle for it.
 pub async fn new_tenant(test: &TestDb, name: &str) -> TenantDb {
-    let id = Uuid::now_v7();
-    let conn = test.connected.unscoped.connection("create a tenant");
-    tenant::Entity::insert(tenant::ActiveModel {
-        id: sea_orm::Set(id),
-        name: sea_orm::Set(name.to_owned()),
-    })
-    .exec_without_returning(conn)
-    .await
-    .expect("insert tenant");
-    test.db()
-        .tenant(&TenantCtx::new(TenantId::from_uuid(id), Actor::System))
+    let (row, txn) = test
+        .connected
+        .unscoped
+        .create_tenant(
+            "create a test tenant",
+            tenant::ActiveModel {
+                id: sea_orm::Set(Uuid::now_v7()),
+                name: sea_orm::Set(name.to_owned()),
+            },
+        )
+        .await
+        .expect("insert tenant");
+    txn.commit().await.expect("commit the tenant");
+    test.db().tenant(
+        &test
+            .connected
+            .issuer
+            .issue(tenancy::TenantId::from_uuid(row.id), Actor::System),
+    )
 }
 
 /// Runs `f` once per configured backend on a fresh database.

@@ -1,10 +1,9 @@
 //! What the handles do on real databases, two tenants at a time.
 
 use futures_util::TryStreamExt;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, Set};
+use sea_orm::{ActiveValue, Set};
 use tenancy::testing::TestDb;
-use tenancy::{Error, Keyset, TenantDb, TenantHandle};
+use tenancy::{ColumnExt, Error, Keyset, TenantDb, TenantHandle};
 use uuid::Uuid;
 
 use crate::support::entities::*;
@@ -38,7 +37,8 @@ async fn add_person(db: &TenantDb, account: Option<Uuid>, name: &str, score: i32
 async fn all_people(test: &TestDb) -> Vec<person::Model> {
     test.connected
         .unscoped
-        .all("test oracle", person::Entity::find())
+        .find::<person::Entity>("test oracle")
+        .all()
         .await
         .expect("read all")
 }
@@ -168,7 +168,7 @@ async fn joined_reads_bring_related_rows_of_the_same_tenant() {
         let joined = a
             .find::<person::Entity>()
             .join::<account::Entity>()
-            .filter(account::Column::Name.eq("acme"))
+            .filter_on::<account::Entity>(account::Column::Name.eq("acme"))
             .count()
             .await
             .unwrap();
@@ -210,7 +210,7 @@ async fn many_to_many_is_two_explicit_scoped_hops() {
             .find::<person::Entity>()
             .join::<person_tag::Entity>()
             .join_from::<person_tag::Entity, tag::Entity>()
-            .filter(tag::Column::Label.eq("vip"))
+            .filter_on::<tag::Entity>(tag::Column::Label.eq("vip"))
             .all()
             .await
             .unwrap();
@@ -309,7 +309,7 @@ async fn updates_and_deletes_never_touch_another_tenants_rows() {
 
         assert_eq!(
             b.update_many::<person::Entity>()
-                .col_expr(person::Column::Score, Expr::value(7))
+                .set(person::Column::Score, 7)
                 .exec()
                 .await
                 .unwrap(),
@@ -383,7 +383,7 @@ async fn the_tenant_column_can_never_be_changed() {
 
         let many = a
             .update_many::<person::Entity>()
-            .col_expr(person::Column::TenantId, Expr::value(b.tenant().as_uuid()))
+            .set(person::Column::TenantId, b.tenant().as_uuid())
             .exec()
             .await;
         assert!(
@@ -392,7 +392,7 @@ async fn the_tenant_column_can_never_be_changed() {
         );
         let set = a
             .update_many::<person::Entity>()
-            .set(person::ActiveModel {
+            .set_model(person::ActiveModel {
                 tenant_id: Set(b.tenant().as_uuid()),
                 ..Default::default()
             })

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, Set};
+use sea_orm::{ActiveValue, Set};
 use tenancy::testing::Backend;
-use tenancy::{TenantDb, TenantHandle};
+use tenancy::{ColumnExt, TenantDb, TenantHandle};
 use uuid::Uuid;
 
 use crate::support::entities::*;
@@ -173,7 +172,7 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let db = &tenants[tenant];
                 let changed = db
                     .update_many::<person::Entity>()
-                    .col_expr(person::Column::Score, Expr::value(score))
+                    .set(person::Column::Score, score)
                     .filter(person::Column::Name.eq(NAMES[name]))
                     .exec()
                     .await
@@ -260,7 +259,7 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 txn.update_many::<person::Entity>()
-                    .col_expr(person::Column::Score, Expr::value(score))
+                    .set(person::Column::Score, score)
                     .exec()
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -284,7 +283,8 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let actual: Model = test
             .connected
             .unscoped
-            .all("property oracle", person::Entity::find())
+            .find::<person::Entity>("property oracle")
+            .all()
             .await
             .map_err(|e| TestCaseError::fail(e.to_string()))?
             .into_iter()

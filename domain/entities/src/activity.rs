@@ -4,26 +4,26 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "activities")]
-pub(crate) struct Model {
+pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) tenant_id: Uuid,
+    pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) id: Uuid,
-    pub(crate) person_id: Uuid,
-    pub(crate) user_id: Option<Uuid>,
-    pub(crate) kind: String,
-    pub(crate) subject: String,
+    pub id: Uuid,
+    pub person_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub kind: String,
+    pub subject: String,
     #[sea_orm(column_type = "Text", nullable)]
-    pub(crate) body: Option<String>,
-    pub(crate) occurred_at: DateTimeUtc,
-    pub(crate) created_at: DateTimeUtc,
-    pub(crate) updated_at: DateTimeUtc,
-    pub(crate) version: i64,
-    pub(crate) deleted_at: Option<DateTimeUtc>,
+    pub body: Option<String>,
+    pub occurred_at: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub version: i64,
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub(crate) enum Relation {
+pub enum Relation {
     #[sea_orm(
         belongs_to = "super::person::Entity",
         from = "(Column::TenantId, Column::PersonId)",
@@ -45,4 +45,4 @@ impl Related<super::person::Entity> for Entity {
 }
 
 tenancy::tenant_scoped!();
-crate::entity::tracked!(crate::error::Resource::Activity);
+crate::tracked!();

@@ -4,26 +4,26 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "people")]
-pub(crate) struct Model {
+pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) tenant_id: Uuid,
+    pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) id: Uuid,
-    pub(crate) account_id: Option<Uuid>,
-    pub(crate) first_name: String,
-    pub(crate) last_name: String,
-    pub(crate) email: Option<String>,
-    pub(crate) title: Option<String>,
-    pub(crate) phone: Option<String>,
-    pub(crate) stage: String,
-    pub(crate) created_at: DateTimeUtc,
-    pub(crate) updated_at: DateTimeUtc,
-    pub(crate) version: i64,
-    pub(crate) deleted_at: Option<DateTimeUtc>,
+    pub id: Uuid,
+    pub account_id: Option<Uuid>,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    pub phone: Option<String>,
+    pub stage: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub version: i64,
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub(crate) enum Relation {
+pub enum Relation {
     #[sea_orm(
         belongs_to = "super::account::Entity",
         from = "(Column::TenantId, Column::AccountId)",
@@ -39,4 +39,4 @@ impl Related<super::account::Entity> for Entity {
 }
 
 tenancy::tenant_scoped!();
-crate::entity::tracked!(crate::error::Resource::Person);
+crate::tracked!();

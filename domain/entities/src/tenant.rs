@@ -4,16 +4,16 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tenants")]
-pub(crate) struct Model {
+pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) id: Uuid,
-    pub(crate) slug: String,
-    pub(crate) name: String,
-    pub(crate) plan: String,
-    pub(crate) created_at: DateTimeUtc,
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub created_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub(crate) enum Relation {}
+pub enum Relation {}
 
 tenancy::tenant_root!();

@@ -4,24 +4,24 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
-pub(crate) struct Model {
+pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) tenant_id: Uuid,
+    pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) id: Uuid,
-    pub(crate) name: String,
-    pub(crate) prefix: String,
-    pub(crate) secret_hash: String,
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
     #[sea_orm(column_type = "JsonBinary")]
-    pub(crate) scopes: Json,
-    pub(crate) created_by: Option<Uuid>,
-    pub(crate) created_at: DateTimeUtc,
-    pub(crate) last_used_at: Option<DateTimeUtc>,
-    pub(crate) revoked_at: Option<DateTimeUtc>,
+    pub scopes: Json,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub last_used_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub(crate) enum Relation {
+pub enum Relation {
     #[sea_orm(
         belongs_to = "super::user::Entity",
         from = "(Column::TenantId, Column::CreatedBy)",

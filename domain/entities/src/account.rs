@@ -4,24 +4,24 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "accounts")]
-pub(crate) struct Model {
+pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) tenant_id: Uuid,
+    pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub(crate) id: Uuid,
-    pub(crate) name: String,
-    pub(crate) domain: Option<String>,
-    pub(crate) owner_id: Option<Uuid>,
+    pub id: Uuid,
+    pub name: String,
+    pub domain: Option<String>,
+    pub owner_id: Option<Uuid>,
     #[sea_orm(column_type = "JsonBinary")]
-    pub(crate) custom_fields: Json,
-    pub(crate) created_at: DateTimeUtc,
-    pub(crate) updated_at: DateTimeUtc,
-    pub(crate) version: i64,
-    pub(crate) deleted_at: Option<DateTimeUtc>,
+    pub custom_fields: Json,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub version: i64,
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub(crate) enum Relation {
+pub enum Relation {
     #[sea_orm(
         belongs_to = "super::user::Entity",
         from = "(Column::TenantId, Column::OwnerId)",
@@ -31,4 +31,4 @@ pub(crate) enum Relation {
 }
 
 tenancy::tenant_scoped!();
-crate::entity::tracked!(crate::error::Resource::Account);
+crate::tracked!();
