@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
-
 use crate::{Connected, Db, Result};
 
 /// A context issuer for unit tests that verify credentials without a database (tests
