@@ -2,51 +2,86 @@
 //!
 //! Every statement this crate runs against a tenant-owned table carries
 //! `tenant_id = <the caller's tenant>`: in the `WHERE` of each `SELECT`, `UPDATE` and
-//! `DELETE`, in the `ON` clause of every joined table, and stamped into every
-//! `INSERT`. The compiler, not code review, enforces it.
+//! `DELETE`, in the `ON` clause of every joined table, and stamped into every `INSERT`.
+//! The dependency graph and the compiler enforce it; a statement guard checks every
+//! statement again before it runs.
 //!
 //! ## Layout
-//! - [`TenantId`], [`Actor`], [`TenantCtx`] (`ctx`): who asks, built at the edge from a
-//!   verified credential.
+//! - [`TenantId`], [`Actor`], [`TenantCtx`] (`ctx`): who asks; a context is made only by
+//!   a [`CtxIssuer`].
 //! - [`TenantScoped`], [`TenantRoot`], [`GlobalEntity`], [`Joinable`] and the macros
 //!   [`tenant_scoped!`], [`tenant_root!`], [`global_entity!`] (`entity`): how an
-//!   entity opts in.
-//! - [`Db`], [`TenantDb`], [`TenantTxn`], [`TenantHandle`] (`db`): the pool and the only
+//!   entity opts in; `registry` re-checks every declaration before its first statement.
+//! - [`ColumnExt`], [`Cond`], [`Value`], [`Order`], [`Set`] (`expr`): the typed
+//!   expression API — the only way to say which rows and what value.
+//! - [`Db`], [`Connected`], [`CtxIssuer`], [`TenantDb`], [`TenantTxn`], [`TenantHandle`]
+//!   (`db`): the pool, the capabilities handed out once by [`Db::open`], the only
 //!   executors.
 //! - [`Scoped`], [`ScopedTwo`], [`ScopedWith`], [`Keyset`], [`Page`], [`Subquery`]
-//!   (`select`): scoped reads.
-//! - [`Insert`], [`InsertMany`], [`UpdateOne`], [`UpdateMany`], [`DeleteMany`]
-//!   (`write`): scoped writes.
-//! - [`Unscoped`] (`unscoped`): the one escape hatch.
-//! - [`Error`]: the crate's one error type.
+//!   (`select`): scoped reads. [`Insert`], [`InsertMany`], [`UpdateOne`], [`UpdateMany`],
+//!   [`DeleteMany`] (`write`): scoped writes.
+//! - [`Unscoped`] (`unscoped`): the one escape hatch, typed and logged.
+//! - `guard` (private): the statement guard every execution passes.
+//! - [`Error`]: the crate's one error type (no driver type in it).
 //!
 //! ## The rules, and why they hold
-//! 1. **The handle is the only executor.** Every sea-orm execution path
-//!    (`all`, `one`, `stream`, `count`, `exec`, `ActiveModel::insert/save/delete`,
-//!    transactions, raw statements) needs a `ConnectionTrait`. [`Db`] owns the
-//!    `DatabaseConnection` privately, implements no sea-orm trait and has no getter,
-//!    so a plain `Entity::find()` built anywhere else has nothing to run on.
-//! 2. **Reads start scoped.** [`TenantHandle::find`] only accepts a [`TenantScoped`]
-//!    entity and returns a [`Scoped`] whose first condition is the tenant predicate;
-//!    every later `filter` is ANDed onto it (an `OR` condition is nested, never
-//!    merged). [`Scoped`] exposes no `QuerySelect`/`QueryFilter`/`into_query`, so
-//!    the predicate cannot be taken off or a raw join added.
-//! 3. **Joins are scoped in the `ON` clause.** `join::<R>()` requires
-//!    `R: Joinable` (tenant-owned, the tenant root, or global) and `E: Related<R>`; the
-//!    `ON` clause is the relation's own condition (its AND/OR kept) ANDed with
-//!    `r.tenant_id = $tenant`. A relation through a junction (`via`) is refused:
-//!    many-to-many is two explicit hops (`join::<Junction>().join_from::<Junction, R>()`),
-//!    each scoped.
-//! 4. **Writes are scoped.** `insert` stamps the tenant column and refuses a row naming
-//!    another tenant; `update`/`update_many`/`delete_many` always carry
-//!    `tenant_id = $tenant`; the tenant column can never be set by an update; an upsert's
-//!    conflict target always includes the tenant column.
-//! 5. **Entities opt in by macro.** [`tenant_scoped!`] names `Column::TenantId` itself and
-//!    does not compile unless `tenant_id` is a `Uuid` field and part of the primary key. It
-//!    also supplies `ActiveModelBehavior` without hooks (a hook receives a raw
-//!    connection).
-//! 6. **The escape hatch is a value you must be handed.** [`Unscoped`] is created only by
-//!    [`Db::connect`], next to the pool, and every use takes a logged reason.
+//! 1. **Business code cannot name SQL.** Entities are declared in an entity crate (the
+//!    only crate of a service, besides the binary, that depends on sea-orm); business
+//!    code depends on this crate and the entity crate only (`.ci/check-deps`). This crate
+//!    re-exports nothing that builds or runs SQL: conditions are [`Cond`]s made by
+//!    [`ColumnExt`] from an entity's own columns and [`Value`]s (plain data, always
+//!    bound), updates set columns to values, subqueries are this crate's own scoped
+//!    [`Subquery`]. The one sea-orm item re-exported is [`ActiveValue`] (`Set`/`NotSet`),
+//!    a cell holding a value of the field's own Rust type.
+//! 2. **The handle is the only executor.** Every sea-orm execution needs a
+//!    `ConnectionTrait`; the only implementation this crate lets run is a private
+//!    executor inside [`TenantDb`] / [`TenantTxn`] / [`Unscoped`], reachable through a
+//!    trait method whose argument type cannot be named outside the crate.
+//! 3. **Reads start scoped.** [`TenantHandle::find`] returns a [`Scoped`] whose first
+//!    condition is the tenant predicate; every later `filter` is ANDed onto it (an `OR`
+//!    is nested, never merged).
+//! 4. **Joins are scoped in the `ON` clause.** `join::<R>()` requires `R: Joinable` and
+//!    `E: Related<R>`; the relation must join exactly `E`'s table to `R`'s on columns
+//!    alone (no custom `on_condition`), and `r.tenant_id = $tenant` is ANDed to it.
+//!    Junctions are two explicit hops, each scoped.
+//! 5. **Writes are scoped.** `insert` stamps the tenant column and refuses a row naming
+//!    another tenant; updates and deletes carry `tenant_id = $tenant`; the tenant column
+//!    is never set by an update; an upsert's conflict target includes it.
+//! 6. **Declarations are checked.** Before an entity's first statement: plain table and
+//!    column names *as rendered*, every column of the entity's own table, no
+//!    `select_as`/`save_as`, no database enums, `tenant_id` a UUID leading the primary key
+//!    (tenant-owned), `id` the whole key (root), no `tenant_id` at all (global — and the
+//!    database catalog confirms a base table without one). A violation refuses the
+//!    entity for good, with [`Error::Refused`].
+//! 7. **Capabilities, not constructors.** [`Db::open`] takes a driver connection (which
+//!    only a crate depending on sea-orm can make) and hands out the pool, the
+//!    [`CtxIssuer`] (for the authentication edge) and [`Unscoped`], once. `TenantCtx` has
+//!    no public constructor.
+//! 8. **The statement guard is the net under all of it.** Every statement (reads,
+//!    writes, streams; the escape hatch's too) is parsed (sqlparser) and checked against
+//!    an allow-list of what the builders emit: registered tables and columns only, every
+//!    value bound, a fixed set of operators and functions, and — for a tenant handle —
+//!    `"t"."tenant_id" = $k` at the top level of the `WHERE` (or the joined table's `ON`)
+//!    for every tenant-owned table in the statement and in each subquery, with `$k`
+//!    bound to the handle's tenant; inserts bind the tenant in every row. The verdict is
+//!    cached per statement text; per execution only the bound tenant values are
+//!    compared. A refusal is logged (`tenancy::guard`) and returned, never executed.
+//!
+//! ## Threat model: who closes each class of attempt from business code
+//! | class | examples | closed by |
+//! |---|---|---|
+//! | A. raw SQL | `Expr::cust`, `Expr::Custom`, keyword/cast/operator variants, an `Iden` whose quoted form is raw, `select_as` | **compiler** (dependency graph: not nameable; `Cond`/`Value` have private constructors); in an entity crate: **registry** (names as rendered, no `select_as`/`save_as`/enums) and the **guard** (allow-list) |
+//! | B. raw subqueries | `as_query`, `QuerySelect::query`, `SelectStatement::new`, `in_subquery`, `exists`, `eq(select)` | **compiler** (not nameable; a [`Subquery`] is not a value); the **guard** refuses any subquery without its own tenant predicate, `EXISTS` and scalar subqueries |
+//! | C. declarations | `global_entity!` over a view, `tenant_id` mapped to another column, a `Related` impl whose target is another table, implementing `__private::Sealed` by hand | **compiler** in business code (`::sea_orm` unresolved, `EntityTrait` supertrait); in an entity crate: **registry** (kind, names, key, relation endpoints, catalog check of globals) and the **guard** |
+//! | D. connections and contexts | `Db::connect(..).unscoped`, `TenantCtx::new(victim)`, `sqlx`, `DbConn`, `ConnectionTrait`, `cfg(not(clippy))` | **compiler** (no `connect`, private constructors, drivers not nameable); `Db::open(Default::default())` is refused at run time; **CI** rejects `cfg(clippy)` outside this crate |
+//! | crate-level | an entity crate that writes queries, a new dependency on sea-orm in business code, a re-export | **CI** (`.ci/check-deps`), **clippy** fences in the entity crate (`clippy.toml`), **review** |
+//!
+//! What the [`Unscoped`] hatch still allows, to whoever is handed it: typed reads of any
+//! declared table across tenants ([`Unscoped::find`]) and creating a tenant with its
+//! first rows ([`Unscoped::create_tenant`]). Its statements pass the guard's structural
+//! allow-list (no raw SQL) without the tenant predicate, and are logged with their
+//! reason and tables. It cannot run raw SQL or hand out a connection: migrations run on
+//! the driver connection before it is given to [`Db::open`].
 //!
 //! ## The SQL each builder generates (PostgreSQL; SQLite is the same with `?`)
 //! | builder | SQL |
@@ -62,20 +97,11 @@
 //! | `db.delete_many::<P>()` | `DELETE FROM "p" WHERE "p"."tenant_id" = $1 AND …` |
 //! | `db.find_own::<Tenants>()` | `SELECT … FROM "tenants" WHERE "tenants"."id" = $1` |
 //!
-//! The tests in `tests/tenancy.rs` assert these texts on both backends.
-//!
-//! ## What it does not cover (fenced elsewhere)
-//! The types cannot see inside an expression. A raw SQL fragment (`Expr::cust*`) or a
-//! raw subquery (`in_subquery`, `exists`, `Query::select`) passed to `filter` or
-//! `col_expr` could read another tenant's rows. The workspace `clippy.toml` forbids
-//! those functions outside this crate and CI runs clippy with `-D warnings`; use
-//! [`Scoped::subquery`] with [`Scoped::filter_in`] instead. Likewise `clippy.toml`
-//! forbids `Database::connect`, `DatabaseConnection`, `ConnectionTrait` and
-//! `TransactionTrait` outside this crate and `migrations`. Implementing the sealed
-//! traits by hand through `__private` is not API and is not supported.
+//! `tests/tenancy/generated_sql.rs` asserts these texts on both backends.
 //!
 //! ## Example
-//! See `examples/microservice.rs` for a small service built on this crate.
+//! See `examples/microservice.rs`: an entity module, a business module that never names
+//! sea-orm, and a `main` that opens the pool and holds the capabilities.
 
 mod ctx;
 mod db;

@@ -44,8 +44,9 @@ enum Global {
 
 #[derive(Default)]
 struct State {
-    /// The verdict of each entity type (checked once).
-    types: HashMap<TypeId, std::result::Result<(), String>>,
+    /// The verdict of each entity type (checked once): the kind it declares, or why its
+    /// declaration is refused.
+    types: HashMap<TypeId, std::result::Result<TableKind, String>>,
     /// Tables of the entities that passed, by name.
     tables: HashMap<String, Table>,
 }
@@ -193,56 +194,79 @@ pub(crate) fn column<E: EntityTrait>(name: &str) -> Result<E::Column> {
         })
 }
 
+/// How strict a kind is: when two entity types declare one table differently, the
+/// stricter declaration wins and the other is refused (a tenant table can never be
+/// read as global data because some other entity said so first).
+fn strictness(kind: TableKind) -> u8 {
+    match kind {
+        TableKind::Tenant => 2,
+        TableKind::Root => 1,
+        TableKind::Global => 0,
+    }
+}
+
+/// Whether entity type `id`, declared as `kind` over `table`, may run statements now.
+fn admitted(state: &State, table: &str, kind: TableKind) -> std::result::Result<(), String> {
+    match state.tables.get(table) {
+        Some(registered) if registered.kind != kind => Err(format!(
+            "`{table}` is declared {:?} by another entity; this declaration says {kind:?}",
+            registered.kind
+        )),
+        Some(Table {
+            global: Global::Refused(reason),
+            ..
+        }) => Err(reason.clone()),
+        _ => Ok(()),
+    }
+}
+
 /// Checks entity `E` (once per type) and registers its table; refuses it for good if
-/// its declaration breaks a rule.
+/// its declaration breaks a rule, and whenever another entity declares its table with a
+/// stricter kind.
 pub(crate) fn ensure<E: Joinable>() -> Result<()> {
     let id = TypeId::of::<E>();
+    let table = E::default().table_name();
     {
         let state = STATE
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(verdict) = state.types.get(&id) {
-            verdict.clone().map_err(Error::Refused)?;
-            return match state
-                .tables
-                .get(E::default().table_name())
-                .map(|t| &t.global)
-            {
-                Some(Global::Refused(reason)) => Err(Error::Refused(reason.clone())),
-                _ => Ok(()),
-            };
+            let kind = verdict.clone().map_err(Error::Refused)?;
+            return admitted(&state, table, kind).map_err(Error::Refused);
         }
     }
-    let verdict = check::<E>();
+    let checked = check::<E>();
     let mut state = STATE
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let verdict = match verdict {
-        Ok(table) => {
-            let name = E::default().table_name().to_owned();
-            match state.tables.get(&name) {
-                // Two entity types over one table must agree on what it is.
-                Some(existing)
-                    if existing.kind != table.kind || existing.columns != table.columns =>
-                {
-                    Err(format!(
-                        "`{name}` is declared twice with different kinds or columns"
-                    ))
-                }
-                Some(_) => Ok(()),
-                None => {
-                    state.tables.insert(name, table);
-                    Ok(())
-                }
+    let verdict = checked.map(|declared| {
+        let kind = declared.kind;
+        match state.tables.get_mut(table) {
+            None => {
+                state.tables.insert(table.to_owned(), declared);
             }
+            Some(registered) if registered.kind == kind => {
+                let mut columns: Vec<String> = registered.columns.to_vec();
+                for column in declared.columns.iter() {
+                    if !columns.contains(column) {
+                        columns.push(column.clone());
+                    }
+                }
+                registered.columns = columns.into();
+            }
+            Some(registered) if strictness(kind) > strictness(registered.kind) => {
+                *registered = declared;
+            }
+            Some(_) => {}
         }
-        Err(reason) => Err(reason),
-    };
-    if let Err(reason) = &verdict {
-        tracing::error!(target: "tenancy::guard", entity = E::default().table_name(), %reason, "entity declaration refused");
-    }
+        kind
+    });
     state.types.insert(id, verdict.clone());
-    verdict.map_err(Error::Refused)
+    let outcome = verdict.and_then(|kind| admitted(&state, table, kind));
+    if let Err(reason) = &outcome {
+        tracing::error!(target: "tenancy::guard", entity = table, %reason, "entity declaration refused");
+    }
+    outcome.map_err(Error::Refused)
 }
 
 /// Global tables not yet confirmed against the database catalog.

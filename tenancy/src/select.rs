@@ -81,6 +81,10 @@ impl<'a, E: Joinable> Scoped<'a, E> {
     }
 
     pub(crate) fn unscoped(conn: ConnRef<'a>) -> Self {
+        let globals = match E::KIND {
+            Kind::Global => vec![E::default().table_name()],
+            Kind::Tenant | Kind::Root => Vec::new(),
+        };
         Self {
             conn,
             tenant: None,
@@ -88,7 +92,7 @@ impl<'a, E: Joinable> Scoped<'a, E> {
             order: Vec::new(),
             limit: None,
             offset: None,
-            globals: Vec::new(),
+            globals,
             joined: Vec::new(),
             error: crate::registry::ensure::<E>().err(),
         }

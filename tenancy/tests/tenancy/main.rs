@@ -7,4 +7,5 @@ mod support;
 mod behaviour;
 mod compile_fail;
 mod generated_sql;
+mod guard;
 mod property;

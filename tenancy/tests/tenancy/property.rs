@@ -1,5 +1,9 @@
 //! Random multi-tenant workloads against an in-memory model: every scoped read returns
-//! exactly the handle's tenant's matching rows, and every write changes only them.
+//! exactly the handle's tenant's matching rows, and every write changes only them —
+//! including writes that name another tenant's rows (by id, as a reference, as the row's
+//! tenant, as an upsert's conflicting key, in a batch, through a subquery). Failing
+//! seeds are kept in `property.proptest-regressions` next to this file and replayed
+//! first.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +59,41 @@ enum Op {
         score: i32,
         commit: bool,
     },
+    /// Insert a person whose `account_id` is another tenant's account.
+    InsertForeignReference {
+        tenant: usize,
+        other: usize,
+        account: usize,
+    },
+    /// Point one of our people (picked from all rows) at another tenant's account.
+    UpdateForeignReference {
+        tenant: usize,
+        pick: usize,
+        other: usize,
+        account: usize,
+    },
+    /// Insert a row (alone, or in a batch with good rows) that names another tenant.
+    InsertNamingOther {
+        tenant: usize,
+        other: usize,
+        batch: bool,
+    },
+    /// Upsert with the id of a row picked from all rows, of any tenant.
+    Upsert {
+        tenant: usize,
+        pick: usize,
+        name: usize,
+    },
+    /// Filter by a subquery built on another tenant's handle.
+    SubqueryOfOther {
+        tenant: usize,
+        other: usize,
+    },
+    /// Try to move rows to another tenant through an update.
+    UpdateTenantColumn {
+        tenant: usize,
+        other: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -69,12 +108,27 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (t.clone(), 0..5).prop_map(|(tenant, below)| Op::DeleteMany { tenant, below }),
         2 => (t.clone(), any::<usize>(), 0..5).prop_map(|(tenant, pick, score)| Op::UpdateById { tenant, pick, score }),
         1 => (t.clone(), any::<usize>()).prop_map(|(tenant, pick)| Op::DeleteById { tenant, pick }),
-        1 => (t, 0..5, any::<bool>()).prop_map(|(tenant, score, commit)| Op::Transaction { tenant, score, commit }),
+        1 => (t.clone(), 0..5, any::<bool>()).prop_map(|(tenant, score, commit)| Op::Transaction { tenant, score, commit }),
+        1 => (t.clone(), t.clone(), 0..2usize).prop_map(|(tenant, other, account)| Op::InsertForeignReference { tenant, other, account }),
+        1 => (t.clone(), any::<usize>(), t.clone(), 0..2usize).prop_map(|(tenant, pick, other, account)| Op::UpdateForeignReference { tenant, pick, other, account }),
+        1 => (t.clone(), t.clone(), any::<bool>()).prop_map(|(tenant, other, batch)| Op::InsertNamingOther { tenant, other, batch }),
+        1 => (t.clone(), any::<usize>(), 0..NAMES.len()).prop_map(|(tenant, pick, name)| Op::Upsert { tenant, pick, name }),
+        1 => (t.clone(), t.clone()).prop_map(|(tenant, other)| Op::SubqueryOfOther { tenant, other }),
+        1 => (t.clone(), t).prop_map(|(tenant, other)| Op::UpdateTenantColumn { tenant, other }),
     ]
 }
 
-/// The model: every person row by id.
-type Model = BTreeMap<Uuid, person::Model>;
+/// The model: every person row by `(tenant_id, id)` (the primary key: two tenants may
+/// hold the same id).
+type Model = BTreeMap<(Uuid, Uuid), person::Model>;
+
+fn key(p: &person::Model) -> (Uuid, Uuid) {
+    (p.tenant_id, p.id)
+}
+
+fn fail(e: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
 
 fn of_tenant<'m>(model: &'m Model, db: &TenantDb) -> impl Iterator<Item = &'m person::Model> {
     let t = db.tenant().as_uuid();
@@ -126,7 +180,7 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(row.tenant_id, db.tenant().as_uuid());
-                model.insert(row.id, row);
+                model.insert(key(&row), row);
             }
             Op::Read { tenant, name } => {
                 let db = &tenants[tenant];
@@ -218,10 +272,11 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     })
                     .exec()
                     .await;
-                if target.tenant_id == db.tenant().as_uuid() {
+                if model.contains_key(&(db.tenant().as_uuid(), target.id)) {
                     let row = result.map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert_eq!(row.score, score);
-                    model.insert(row.id, row);
+                    prop_assert_eq!(row.tenant_id, db.tenant().as_uuid());
+                    model.insert(key(&row), row);
                 } else {
                     prop_assert!(
                         matches!(result, Err(tenancy::Error::NotFound { .. })),
@@ -241,9 +296,14 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .exec()
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let same_id_here = model.contains_key(&(db.tenant().as_uuid(), target.id));
                 if target.tenant_id == db.tenant().as_uuid() {
                     prop_assert_eq!(deleted, 1);
-                    model.remove(&target.id);
+                    model.remove(&key(&target));
+                } else if same_id_here {
+                    // An upsert gave this tenant a row with the same id: that one goes.
+                    prop_assert_eq!(deleted, 1);
+                    model.remove(&(db.tenant().as_uuid(), target.id));
                 } else {
                     prop_assert_eq!(deleted, 0);
                 }
@@ -278,6 +338,141 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
             }
+            Op::InsertForeignReference {
+                tenant,
+                other,
+                account,
+            } => {
+                if other == tenant {
+                    continue;
+                }
+                let result = tenants[tenant]
+                    .insert(person::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        account_id: Set(Some(accounts[other][account])),
+                        name: Set("foreign".into()),
+                        score: Set(0),
+                        ..Default::default()
+                    })
+                    .exec()
+                    .await;
+                prop_assert!(
+                    matches!(result, Err(tenancy::Error::ForeignKeyViolation(_))),
+                    "a reference to another tenant's account was stored: {:?}",
+                    result
+                );
+            }
+            Op::UpdateForeignReference {
+                tenant,
+                pick,
+                other,
+                account,
+            } => {
+                let db = &tenants[tenant];
+                let mine: Vec<_> = of_tenant(&model, db).cloned().collect();
+                let (Some(target), true) = (mine.get(pick % mine.len().max(1)), other != tenant)
+                else {
+                    continue;
+                };
+                let result = db
+                    .update(person::ActiveModel {
+                        id: ActiveValue::Unchanged(target.id),
+                        account_id: Set(Some(accounts[other][account])),
+                        ..Default::default()
+                    })
+                    .exec()
+                    .await;
+                prop_assert!(
+                    matches!(result, Err(tenancy::Error::ForeignKeyViolation(_))),
+                    "a row now references another tenant's account: {:?}",
+                    result
+                );
+            }
+            Op::InsertNamingOther {
+                tenant,
+                other,
+                batch,
+            } => {
+                if other == tenant {
+                    continue;
+                }
+                let db = &tenants[tenant];
+                let foreign = person::ActiveModel {
+                    tenant_id: Set(tenants[other].tenant().as_uuid()),
+                    id: Set(Uuid::now_v7()),
+                    name: Set("planted".into()),
+                    score: Set(0),
+                    ..Default::default()
+                };
+                let refused = if batch {
+                    let good = person::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        name: Set("good".into()),
+                        score: Set(0),
+                        ..Default::default()
+                    };
+                    db.insert_many([good, foreign]).exec().await.err()
+                } else {
+                    db.insert(foreign).exec().await.err()
+                };
+                prop_assert!(
+                    matches!(refused, Some(tenancy::Error::TenantMismatch { .. })),
+                    "{:?}",
+                    refused
+                );
+            }
+            Op::Upsert { tenant, pick, name } => {
+                let db = &tenants[tenant];
+                let id = model
+                    .values()
+                    .nth(pick % model.len().max(1))
+                    .map_or_else(Uuid::now_v7, |p| p.id);
+                let row = db
+                    .insert(person::ActiveModel {
+                        id: Set(id),
+                        name: Set(NAMES[name].into()),
+                        score: Set(0),
+                        ..Default::default()
+                    })
+                    .on_conflict_update([person::Column::Id], [person::Column::Name])
+                    .exec()
+                    .await
+                    .map_err(fail)?;
+                prop_assert_eq!(row.tenant_id, db.tenant().as_uuid());
+                let entry = model.entry(key(&row)).or_insert_with(|| row.clone());
+                entry.name = NAMES[name].into();
+                prop_assert_eq!(&row, &*entry);
+            }
+            Op::SubqueryOfOther { tenant, other } => {
+                if other == tenant {
+                    continue;
+                }
+                let theirs = tenants[other]
+                    .find::<account::Entity>()
+                    .subquery(account::Column::Id);
+                let result = tenants[tenant]
+                    .find::<person::Entity>()
+                    .filter_in(person::Column::AccountId, theirs)
+                    .all()
+                    .await;
+                prop_assert!(
+                    matches!(result, Err(tenancy::Error::TenantMismatch { .. })),
+                    "{:?}",
+                    result
+                );
+            }
+            Op::UpdateTenantColumn { tenant, other } => {
+                let result = tenants[tenant]
+                    .update_many::<person::Entity>()
+                    .set(person::Column::TenantId, tenants[other].tenant().as_uuid())
+                    .exec()
+                    .await;
+                prop_assert!(
+                    matches!(result, Err(tenancy::Error::TenantColumnImmutable { .. })),
+                    "{:?}",
+                    result
+                );
+            }
         }
         // After every step, the whole table (read through the escape hatch) is the model.
         let actual: Model = test
@@ -288,7 +483,7 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
             .await
             .map_err(|e| TestCaseError::fail(e.to_string()))?
             .into_iter()
-            .map(|p| (p.id, p))
+            .map(|p| (key(&p), p))
             .collect();
         prop_assert_eq!(&actual, &model);
     }
@@ -296,7 +491,13 @@ async fn run(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_scoped_reads_and_writes_only_ever_see_and_change_their_own_tenant(
