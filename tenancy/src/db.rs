@@ -256,6 +256,30 @@ impl<'a> ConnRef<'a> {
     }
 }
 
+/// How many statements the escape hatch ran, per set of tables touched (process-wide).
+static UNSCOPED_TABLES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::BTreeMap<Vec<String>, u64>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn record_unscoped(tables: &[String]) {
+    let mut seen = UNSCOPED_TABLES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *seen.entry(tables.to_vec()).or_default() += 1;
+}
+
+/// Every set of tables the escape hatch's statements touched in this process, with how
+/// many statements touched it: what an audit (or the scale-out check that request paths
+/// only use the hatch on reference tables or by `tenant_id`) reads.
+pub fn unscoped_tables() -> Vec<(Vec<String>, u64)> {
+    UNSCOPED_TABLES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(tables, count)| (tables.clone(), *count))
+        .collect()
+}
+
 /// The guarded executor: sea-orm runs every statement through `ConnectionTrait` /
 /// `StreamTrait`, so checking here sees each one before the database does.
 pub(crate) struct Exec<'a>(ConnRef<'a>);
@@ -275,6 +299,7 @@ impl Exec<'_> {
             Ok(checked) => {
                 if let Scope::Unscoped = conn.scope {
                     tracing::debug!(target: "tenancy::unscoped", tables = ?checked.tables, "unscoped statement");
+                    record_unscoped(&checked.tables);
                 }
                 Ok(())
             }

@@ -117,7 +117,9 @@ mod unscoped;
 mod write;
 
 pub use ctx::{Actor, TenantCtx, TenantId};
-pub use db::{Backend, Connected, CtxIssuer, Db, TenantDb, TenantHandle, TenantTxn};
+pub use db::{
+    Backend, Connected, CtxIssuer, Db, TenantDb, TenantHandle, TenantTxn, unscoped_tables,
+};
 pub use entity::{GlobalEntity, Joinable, TenantRoot, TenantScoped};
 pub use error::{Error, Result, StorageError};
 pub use expr::{ColumnExt, Cond, Order, Value};

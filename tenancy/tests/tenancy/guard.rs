@@ -484,6 +484,27 @@ async fn wrongly_declared_entities_are_refused_before_their_first_statement() {
 }
 
 #[tokio::test]
+async fn the_escape_hatchs_statements_are_recorded_with_the_tables_they_touch() {
+    each_backend(|test| async move {
+        let count = |tables: &[&str]| {
+            tenancy::unscoped_tables()
+                .into_iter()
+                .find(|(seen, _)| seen.iter().map(String::as_str).eq(tables.iter().copied()))
+                .map_or(0, |(_, count)| count)
+        };
+        let before = count(&["notes"]);
+        test.connected
+            .unscoped
+            .find::<note::Entity>("audit test")
+            .all()
+            .await
+            .expect("read");
+        assert!(count(&["notes"]) > before);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_default_driver_connection_opens_nothing() {
     let outcome = tenancy::Db::open(sea_orm::DatabaseConnection::default());
     assert!(matches!(outcome, Err(Error::Refused(_))), "{outcome:?}");
