@@ -36,14 +36,7 @@ impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
 
     fn check_content_type(content_type: &str) -> bool {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        essence == "application/json"
-            || (essence.starts_with("application/") && essence.ends_with("+json"))
+        is_json_media_type(content_type)
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -66,6 +59,30 @@ impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
 }
 
 poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned);
+
+/// The one media type request bodies are accepted in: `application/json` (any case),
+/// with no parameter but an optional `charset=utf-8` (any case, quoted or not).
+///
+/// Everything else is a 415: other charsets (JSON is UTF-8, RFC 8259, and the body is
+/// parsed as such), and `+json` types too — `application/problem+json` or
+/// `application/merge-patch+json` say the body means something other than what these
+/// operations take, so accepting them would accept a request the client did not mean.
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let Some((name, value)) = parameter.split_once('=') else {
+                return false;
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+        })
+}
 
 /// A JSON response body: `T`'s schema in the spec (from its `Object` derive), its bytes
 /// written by serde straight from the DTO.
@@ -321,6 +338,49 @@ pub fn query_escape(value: &str) -> String {
     out
 }
 
+/// The header that makes a create safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// The longest accepted [`IDEMPOTENCY_KEY`], in characters (bytes: they are ASCII).
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+
+/// The format of an [`IDEMPOTENCY_KEY`] as the spec declares it (an ECMA-262 pattern):
+/// printable ASCII, 0x21 to 0x7E.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\x21-\\x7E]+$";
+
+/// Whether `key` is an acceptable Idempotency-Key: 1 to [`IDEMPOTENCY_KEY_MAX_LEN`]
+/// printable ASCII characters (0x21 to 0x7E: no space, no control character, no byte
+/// outside ASCII). The one rule, checked on the raw header bytes.
+pub fn is_valid_idempotency_key(key: &[u8]) -> bool {
+    (1..=IDEMPOTENCY_KEY_MAX_LEN).contains(&key.len()) && key.iter().all(u8::is_ascii_graphic)
+}
+
+/// The 400 for an Idempotency-Key outside [`is_valid_idempotency_key`], or sent twice.
+pub fn invalid_idempotency_key() -> Problem {
+    Problem::invalid_parameter(
+        IDEMPOTENCY_KEY,
+        "must be one header of 1 to 255 printable ASCII characters (0x21 to 0x7E)",
+    )
+}
+
+/// Checks the raw `Idempotency-Key` header(s) of a request, before anything reads them.
+///
+/// poem-openapi's header extraction silently drops a value that is not visible ASCII (a
+/// UTF-8 `clé-1`), so an operation would see no key at all and create twice; the
+/// middleware runs this on every request instead, so the rule holds whatever reads the
+/// header later.
+///
+/// # Errors
+/// [`invalid_idempotency_key`] when the header is present but not exactly one valid key.
+pub fn check_idempotency_key(headers: &poem::http::HeaderMap) -> Result<(), Problem> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(()),
+        (Some(key), None) if is_valid_idempotency_key(key.as_bytes()) => Ok(()),
+        _ => Err(invalid_idempotency_key()),
+    }
+}
+
 /// How long a completed idempotent request is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -359,11 +419,8 @@ where
             replayed: false,
         });
     };
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Problem::invalid_parameter(
-            "Idempotency-Key",
-            "must be 1 to 255 printable ASCII characters",
-        ));
+    if !is_valid_idempotency_key(key.as_bytes()) {
+        return Err(invalid_idempotency_key());
     }
     let hash = {
         let digest = Sha256::digest(format!("{operation}\n{canonical_body}").as_bytes());
@@ -553,6 +610,48 @@ mod tests {
         assert_eq!(if_match_version(None).ok(), Some(None));
         assert!(if_match_version(Some("4")).is_err());
         assert!(if_match_version(Some("W/\"4\"")).is_err());
+    }
+
+    #[test]
+    fn only_application_json_in_utf8_is_a_json_media_type() {
+        for ok in [
+            "application/json",
+            "APPLICATION/Json",
+            " application/json ; charset=UTF-8",
+            "application/json;charset=\"utf-8\"",
+        ] {
+            assert!(is_json_media_type(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "application/evil+json",
+            "application/problem+json",
+            "application/json; charset=latin1",
+            "application/json; charset=utf-16",
+            "application/json; profile=x",
+            "application/json;",
+            "application/jsonx",
+            "text/json",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_idempotency_key_is_1_to_255_printable_ascii_characters() {
+        for ok in ["!", "key-1", "~".repeat(255).as_str(), "a/b:c=d"] {
+            assert!(is_valid_idempotency_key(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "tab\tkey",
+            "clé-1",
+            "\u{7f}",
+            "k".repeat(256).as_str(),
+        ] {
+            assert!(!is_valid_idempotency_key(bad.as_bytes()), "{bad:?}");
+        }
     }
 
     #[test]

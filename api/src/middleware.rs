@@ -2,25 +2,33 @@
 //!
 //! 1. [`Edge`]: request id (echo a sane `X-Request-Id` or make one), a tracing span
 //!    carrying it (and the tenant once authenticated), metrics, one access-log line per
-//!    request, and problem rendering for what CORS itself refuses.
+//!    request, problem rendering for what CORS itself refuses, and `Vary: Origin` on
+//!    every response when CORS is on.
 //! 2. CORS (poem's), only when origins are configured.
-//! 3. [`Admission`]: overload protection — at most `max_in_flight` requests run at once,
+//! 3. [`RequestHead`]: checks on the request head before any work — the length of the
+//!    URI (414) and of the header fields (431), and the `Idempotency-Key` format (400).
+//! 4. [`Methods`]: `OPTIONS` answered with the route's `Allow` (204), and `Allow` on
+//!    every 405.
+//! 5. [`Admission`]: overload protection — at most `max_in_flight` requests run at once,
 //!    at most `max_queued` more wait (each at most `queue_timeout`), and the rest are shed
 //!    at once with 503 + `Retry-After`, so the server never queues without bound. The
 //!    probes and `/metrics` are never shed.
-//! 4. [`Problems`]: the request timeout, and every error rendered as problem+json —
+//! 6. [`Problems`]: the request timeout, and every error rendered as problem+json —
 //!    *inside* CORS, so browsers can read error bodies.
-//! 5. [`crate::limits::RateLimit`]: on `/v1`, verifies the credential once, keys the rate
+//! 7. [`crate::limits::RateLimit`]: on `/v1`, verifies the credential once, keys the rate
 //!    limits by tenant + credential (client IP without one) and writes the `RateLimit*`
 //!    headers — inside the timeout, outside compression, so every answer gets them.
-//! 6. Compression (poem's; gzip and brotli, request and response).
-//! 7. [`BodyLimit`]: caps the (decompressed) request body.
+//! 8. Compression (poem's; gzip and brotli, request and response).
+//! 9. [`BodyLimit`]: caps the (decompressed) request body.
+//!
+//! Layers inside CORS answer with rendered problem responses (never `Err`), so that CORS
+//! adds its headers to them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use poem::http::{HeaderName, HeaderValue, StatusCode};
+use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 use tenancy::TenantId;
@@ -86,6 +94,22 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
 pub struct Edge {
     /// Where request metrics go.
     pub metrics: Metrics,
+    /// Whether CORS is on: then every response depends on the request's `Origin` (CORS
+    /// headers or not, a 403 for an origin that is not allowed) and says so with
+    /// `Vary: Origin`, so that no cache hands one origin's answer to another. poem's CORS
+    /// adds it only for some origins and never on preflights.
+    pub vary_origin: bool,
+}
+
+/// Whether the `Vary` fields of `headers` already cover `Origin` (named, or `*`).
+fn varies_on_origin(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|name| name == "*" || name.eq_ignore_ascii_case("origin"))
 }
 
 /// `err` as a problem response, keeping the operation id for metrics.
@@ -149,6 +173,11 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(REQUEST_ID, value);
         }
+        if self.edge.vary_origin && !varies_on_origin(resp.headers()) {
+            // Appended: a `Vary` already there (another header's) stays.
+            resp.headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Origin"));
+        }
 
         let operation = resp.data::<OperationId>().map_or("other", |op| op.0);
         let status = resp.status().as_u16();
@@ -168,6 +197,194 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 "request completed"
             );
         });
+        Ok(resp)
+    }
+}
+
+/// The longest request target (path and query) accepted, in bytes; longer is a 414
+/// problem. Cursors and filters fit many times over.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The largest header section accepted, in bytes (each field counted as
+/// `name: value` + CRLF); larger is a 431 problem.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Checks on the request head, before any work (see the module docs): the URI and header
+/// sizes, and the `Idempotency-Key` format ([`crate::http::check_idempotency_key`]).
+///
+/// Why the app checks sizes hyper checks too: hyper answers a request head it will not
+/// parse itself, with a bare status and no body — 414 past 65,534 bytes of URI, 431 past
+/// its ~400 KiB read buffer or 100 header fields (HTTP/1.1; its constants, which poem 3
+/// does not let us configure). Below those, these lower limits answer with a problem.
+/// Beyond them a client still gets hyper's bare 414/431: the request never reaches poem.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestHead;
+
+impl<E: Endpoint> Middleware<E> for RequestHead {
+    type Output = RequestHeadEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RequestHeadEndpoint { inner }
+    }
+}
+
+/// The [`RequestHead`] endpoint.
+pub struct RequestHeadEndpoint<E> {
+    inner: E,
+}
+
+/// The problem with `req`'s head, if any.
+fn head_problem(req: &Request) -> Option<Problem> {
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Some(Problem::new(
+            StatusCode::URI_TOO_LONG,
+            kind::URI_TOO_LONG,
+            format!("the request target is {uri} bytes long; at most {MAX_URI_BYTES} are accepted"),
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return Some(Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            kind::HEADERS_TOO_LARGE,
+            format!(
+                "the header fields are {headers} bytes together; at most {MAX_HEADER_BYTES} \
+                 are accepted"
+            ),
+        ));
+    }
+    crate::http::check_idempotency_key(req.headers()).err()
+}
+
+impl<E: Endpoint> Endpoint for RequestHeadEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        if let Some(problem) = head_problem(&req) {
+            return Ok(problem.into_response_for(&problem_context(&req)));
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
+/// The methods each route answers (see the module docs): `OPTIONS` on a route is a 204
+/// with its `Allow`, and every 405 carries it. poem's router knows neither.
+#[derive(Clone, Debug, Default)]
+pub struct Methods(Arc<Vec<(Vec<Segment>, HeaderValue)>>);
+
+/// One segment of a route template.
+#[derive(Debug)]
+enum Segment {
+    /// Matches itself.
+    Literal(String),
+    /// `{name}`: matches any non-empty segment.
+    Param,
+}
+
+impl Methods {
+    /// The table for `routes`: each a path template (`/v1/people/{id}`, as the spec
+    /// writes it) with the methods it serves. `HEAD` is added where `GET` is (poem answers
+    /// it with the `GET` handler), `OPTIONS` everywhere (this layer answers it).
+    pub fn new<'a>(routes: impl IntoIterator<Item = (&'a str, Vec<Method>)>) -> Self {
+        const ORDER: [Method; 7] = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ];
+        let table = routes
+            .into_iter()
+            .map(|(template, mut methods)| {
+                if methods.contains(&Method::GET) {
+                    methods.push(Method::HEAD);
+                }
+                methods.push(Method::OPTIONS);
+                let allow = ORDER
+                    .iter()
+                    .filter(|m| methods.contains(m))
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let segments = template
+                    .split('/')
+                    .map(|segment| {
+                        if segment.starts_with('{') && segment.ends_with('}') {
+                            Segment::Param
+                        } else {
+                            Segment::Literal(segment.to_owned())
+                        }
+                    })
+                    .collect();
+                let allow = HeaderValue::from_str(&allow)
+                    .unwrap_or_else(|_| HeaderValue::from_static("OPTIONS"));
+                (segments, allow)
+            })
+            .collect();
+        Self(Arc::new(table))
+    }
+
+    /// The `Allow` value of the route `path` matches, if any.
+    fn allow(&self, path: &str) -> Option<&HeaderValue> {
+        self.0.iter().find_map(|(segments, allow)| {
+            let mut parts = path.split('/');
+            let matched = segments
+                .iter()
+                .all(|segment| match (segment, parts.next()) {
+                    (Segment::Literal(literal), Some(part)) => literal == part,
+                    (Segment::Param, Some(part)) => !part.is_empty(),
+                    (_, None) => false,
+                })
+                && parts.next().is_none();
+            matched.then_some(allow)
+        })
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Methods {
+    type Output = MethodsEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        MethodsEndpoint {
+            inner,
+            methods: self.clone(),
+        }
+    }
+}
+
+/// The [`Methods`] endpoint.
+pub struct MethodsEndpoint<E> {
+    inner: E,
+    methods: Methods,
+}
+
+impl<E: Endpoint> Endpoint for MethodsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let allow = self.methods.allow(req.uri().path()).cloned();
+        if let (Some(allow), &Method::OPTIONS) = (&allow, req.method()) {
+            // A CORS preflight never gets here (CORS answers it); this is a client asking
+            // what the route supports (RFC 9110, 9.3.7).
+            return Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header(header::ALLOW, allow.clone())
+                .finish());
+        }
+        let mut resp = self.inner.call(req).await?.into_response();
+        if let (Some(allow), StatusCode::METHOD_NOT_ALLOWED) = (allow, resp.status()) {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
         Ok(resp)
     }
 }

@@ -73,8 +73,9 @@ pub fn document(service: &OpenApiService<v1::Api, ()>) -> Value {
 /// Normalizations poem-openapi does not do itself: response header names in their usual
 /// case (it upper-cases them) and content types without `; charset=utf-8`, so generated
 /// clients get clean keys. And what it has no attribute for: each operation's rate-limit
-/// cost (`x-rate-limit-cost`, see [`crate::limits`]) and the rate-limit headers of every
-/// response.
+/// cost (`x-rate-limit-cost`, see [`crate::limits`]), the rate-limit headers of every
+/// response, and the format of `Idempotency-Key` (checked on the raw header by the
+/// middleware, so no validator on the operations' parameter declares it).
 fn post_process(mut spec: Value) -> Value {
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for operation in paths
@@ -101,6 +102,14 @@ fn post_process(mut spec: Value) -> Value {
             }
             if let Some(body) = operation.get_mut("requestBody") {
                 strip_charset(body);
+            }
+            for parameter in operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                declare_idempotency_key(parameter);
             }
             if let Some(operation) = operation.as_object_mut() {
                 add_rate_limits(operation);
@@ -233,6 +242,25 @@ fn rate_limit_headers() -> Value {
             "schema": { "type": "integer", "format": "int64" }
         }
     })
+}
+
+/// The format [`crate::http::is_valid_idempotency_key`] enforces, on the schema of an
+/// `Idempotency-Key` parameter.
+fn declare_idempotency_key(parameter: &mut Value) {
+    if parameter.get("name").and_then(Value::as_str) != Some(crate::http::IDEMPOTENCY_KEY) {
+        return;
+    }
+    if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) {
+        schema.insert("minLength".to_owned(), json!(1));
+        schema.insert(
+            "maxLength".to_owned(),
+            json!(crate::http::IDEMPOTENCY_KEY_MAX_LEN),
+        );
+        schema.insert(
+            "pattern".to_owned(),
+            json!(crate::http::IDEMPOTENCY_KEY_PATTERN),
+        );
+    }
 }
 
 fn strip_charset(holder: &mut Value) {

@@ -6,7 +6,9 @@
 //!   which statuses the operation documents in the spec.
 //! - [`render`] turns *any* `poem::Error` (ours, poem-openapi's parse and auth errors,
 //!   unknown routes, 405, 413, timeouts) into a problem response carrying the request id
-//!   and path. It runs in the middleware, so no error escapes as plain text.
+//!   and path. It runs in the middleware, so no error escapes as plain text — except
+//!   those hyper answers itself before a request exists (see
+//!   [`crate::middleware::RequestHead`]).
 //! - `From<domain::Error>` maps domain failures once, here at the edge.
 
 use std::fmt;
@@ -50,6 +52,10 @@ pub mod kind {
     pub const PRECONDITION_FAILED: &str = "https://tenantry.dev/problems/precondition-failed";
     /// 413: the body is larger than the limit.
     pub const PAYLOAD_TOO_LARGE: &str = "https://tenantry.dev/problems/payload-too-large";
+    /// 414: the request target (path and query) is longer than the server accepts.
+    pub const URI_TOO_LONG: &str = "https://tenantry.dev/problems/uri-too-long";
+    /// 431: the request's header fields together are larger than the server accepts.
+    pub const HEADERS_TOO_LARGE: &str = "https://tenantry.dev/problems/headers-too-large";
     /// 415: the body is not `application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "https://tenantry.dev/problems/unsupported-media-type";
     /// 422: the body is well-formed but invalid; `errors` lists every failing field.
@@ -280,6 +286,8 @@ fn title_of(kind: &str, status: StatusCode) -> &'static str {
         kind::IDEMPOTENCY_IN_FLIGHT => "Idempotent request in flight",
         kind::PRECONDITION_FAILED => "Precondition failed",
         kind::PAYLOAD_TOO_LARGE => "Payload too large",
+        kind::URI_TOO_LONG => "URI too long",
+        kind::HEADERS_TOO_LARGE => "Request headers too large",
         kind::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
         kind::VALIDATION_FAILED => "Validation failed",
         kind::IDEMPOTENCY_KEY_REUSED => "Idempotency key reused",
@@ -625,7 +633,7 @@ pub fn problem_of(error: &poem::Error) -> Problem {
         return Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             kind::UNSUPPORTED_MEDIA_TYPE,
-            format!("{e}; send `Content-Type: application/json`"),
+            format!("{e}; send `Content-Type: application/json` (optionally `; charset=utf-8`)"),
         );
     }
     if let Some(e) = error.downcast_ref::<ReadBodyError>() {

@@ -7,21 +7,42 @@ use std::time::Duration;
 
 use poem::endpoint::make_sync;
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::listener::{Acceptor as _, TcpAcceptor};
+use poem::listener::TcpAcceptor;
 use poem::middleware::{Compression, Cors};
 use poem::web::{CompressionAlgo, Data, Html};
 use poem::{Endpoint, EndpointExt as _, IntoResponse, Response, Route, Server, get, handler};
+use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::limits::RateLimit;
-use crate::middleware::{Admission, BodyLimit, Edge, Problems, REQUEST_ID};
+use crate::middleware::{
+    Admission, BodyLimit, Edge, MAX_HEADER_BYTES, Methods, Problems, REQUEST_ID, RequestHead,
+};
 use crate::openapi;
 use crate::problem::{Problem, kind};
 use crate::state::AppState;
 
-/// The whole application as one endpoint.
+/// The routes served besides the API's own, each `GET` only.
+const SYSTEM_ROUTES: [&str; 4] = ["/openapi.json", "/docs", "/healthz", "/readyz"];
+
+/// The whole application as one endpoint, with `/metrics` unless
+/// `TENANTRY_METRICS_BIND` moves it to a listener of its own.
 pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let public_metrics = state.settings.metrics_bind.is_none();
+    app_with(state, public_metrics)
+}
+
+/// The application; `/metrics` is one of its routes when `public_metrics`.
+fn app_with(state: Arc<AppState>, public_metrics: bool) -> impl Endpoint<Output = Response> {
     let service = openapi::service(openapi::api(&state));
-    let spec = openapi::pretty(&openapi::document(&service));
+    let document = openapi::document(&service);
+    let methods = Methods::new(
+        api_routes(&document)
+            .into_iter()
+            .chain(SYSTEM_ROUTES.map(|path| (path, vec![Method::GET])))
+            .chain(public_metrics.then(|| ("/metrics", vec![Method::GET]))),
+    );
+    let spec = openapi::pretty(&document);
     let docs = openapi::docs_html(&service);
     let settings = &state.settings;
 
@@ -37,8 +58,12 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         )
         .at("/docs", get(make_sync(move |_| Html(docs.clone()))))
         .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
-        .at("/metrics", get(metrics));
+        .at("/readyz", get(readyz));
+    let route = if public_metrics {
+        route.at("/metrics", get(metrics))
+    } else {
+        route
+    };
 
     let origins = settings.cors_origins.clone();
     route
@@ -55,10 +80,48 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             timeout: settings.request_timeout,
         })
         .with(Admission::new(settings.admission, state.metrics.clone()))
+        .with(methods)
+        .with(RequestHead)
         .with_if(!origins.is_empty(), cors(&origins))
         .with(Edge {
             metrics: state.metrics.clone(),
+            vary_origin: !origins.is_empty(),
         })
+}
+
+/// The metrics listener's application (`TENANTRY_METRICS_BIND`): `/metrics` and nothing
+/// else; errors are problems like the API's.
+pub fn metrics_app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    Route::new()
+        .at("/metrics", get(metrics))
+        .data(state.clone())
+        .with(Problems {
+            timeout: state.settings.request_timeout,
+        })
+        .with(Methods::new([("/metrics", vec![Method::GET])]))
+        .with(RequestHead)
+        .with(Edge {
+            metrics: state.metrics.clone(),
+            vary_origin: false,
+        })
+}
+
+/// Each path of the spec (`/v1/people/{id}`) with its methods.
+fn api_routes(document: &Value) -> Vec<(&str, Vec<Method>)> {
+    document["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(path, item)| {
+            let methods = item
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(method, _)| method.to_ascii_uppercase().parse().ok())
+                .collect();
+            (path.as_str(), methods)
+        })
+        .collect()
 }
 
 /// CORS for the configured origins (`*` allows any).
@@ -143,6 +206,9 @@ pub struct Bound {
     acceptor: TcpAcceptor,
     /// The address it listens on (with the real port when bound to port 0).
     pub addr: SocketAddr,
+    metrics: Option<(TcpAcceptor, SocketAddr)>,
+    /// The metrics listener's address, once bound by [`Bound::with_metrics`].
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Binds `addr`.
@@ -150,24 +216,102 @@ pub struct Bound {
 /// # Errors
 /// When the address cannot be bound.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    let _ = acceptor.local_addr();
-    Ok(Bound { acceptor, addr })
+    let (acceptor, addr) = listen(addr).await?;
+    Ok(Bound {
+        acceptor,
+        addr,
+        metrics: None,
+        metrics_addr: None,
+    })
 }
 
+async fn listen(addr: SocketAddr) -> std::io::Result<(TcpAcceptor, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    Ok((TcpAcceptor::from_tokio(listener)?, addr))
+}
+
+impl Bound {
+    /// Also binds the metrics listener, at `addr`. [`serve`] binds
+    /// `TENANTRY_METRICS_BIND` itself when this was not called; calling it first gives the
+    /// real port of `…:0` (tests) and fails before serving when the address is taken.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn with_metrics(mut self, addr: SocketAddr) -> std::io::Result<Self> {
+        let (acceptor, addr) = listen(addr).await?;
+        self.metrics = Some((acceptor, addr));
+        self.metrics_addr = Some(addr);
+        Ok(self)
+    }
+}
+
+/// HTTP/2's limit on a request's header list (RFC 9113 accounting: name + value + 32 per
+/// field), above the app's [`MAX_HEADER_BYTES`], so that a header section between the two
+/// gets the app's 431 problem rather than h2's bare 431. poem's default is 16 KiB, the
+/// same as the app's limit in a smaller accounting.
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 2 * MAX_HEADER_BYTES as u32;
+
 /// Serves `state` on `bound` until `shutdown` completes, then drains in-flight requests
-/// (for at most 30 seconds).
+/// (for at most 30 seconds). With a metrics listener (bound by [`Bound::with_metrics`], or
+/// here from `TENANTRY_METRICS_BIND`), `/metrics` is served there only.
 ///
 /// # Errors
-/// When the server fails.
+/// When the metrics address cannot be bound, or a server fails.
 pub async fn serve(
     bound: Bound,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    Server::new_with_acceptor(bound.acceptor)
-        .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(30)))
-        .await
+    let scrapes = match (bound.metrics, state.settings.metrics_bind) {
+        (Some(bound), _) => Some(bound),
+        (None, Some(addr)) => Some(listen(addr).await?),
+        (None, None) => None,
+    };
+    let scrapes = scrapes.map(|(acceptor, addr)| {
+        tracing::info!(addr = %addr, "serving /metrics on its own listener");
+        acceptor
+    });
+    // One shutdown for both servers; a server that stops on its own stops the other.
+    let public_metrics = scrapes.is_none();
+    let (stop, _) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let public = async {
+        let result = Server::new_with_acceptor(bound.acceptor)
+            .http2_max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES)
+            .run_with_graceful_shutdown(
+                app_with(state.clone(), public_metrics),
+                stopped(stop.subscribe()),
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        stop.send_replace(true);
+        result
+    };
+    let private = async {
+        let Some(acceptor) = scrapes else {
+            return Ok(());
+        };
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                metrics_app(state.clone()),
+                stopped(stop.subscribe()),
+                Some(Duration::from_secs(5)),
+            )
+            .await;
+        stop.send_replace(true);
+        result
+    };
+    let servers = async { tokio::join!(public, private) };
+    tokio::pin!(servers);
+    let (public, private) = tokio::select! {
+        results = &mut servers => results,
+        () = shutdown => {
+            stop.send_replace(true);
+            servers.await
+        }
+    };
+    public.and(private)
 }

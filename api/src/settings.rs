@@ -73,6 +73,12 @@ pub struct Settings {
     pub environment: Environment,
     /// `TENANTRY_BIND`: the address the server listens on. Default `127.0.0.1:8080`.
     pub bind: SocketAddr,
+    /// `TENANTRY_METRICS_BIND`: when set (e.g. `127.0.0.1:9090`), Prometheus metrics are
+    /// served at `/metrics` on a listener of their own at this address, and not on the
+    /// public one at all. Unset (the default): `/metrics` is served on `TENANTRY_BIND`
+    /// with the API, to anyone who can reach it — fine on localhost, not on a public
+    /// address.
+    pub metrics_bind: Option<SocketAddr>,
     /// `DATABASE_URL`: `sqlite://…` (default `sqlite://./data/tenantry.db?mode=rwc`, run in
     /// WAL mode) or `postgres://user:pass@host/db`.
     pub database_url: Secret,
@@ -352,6 +358,7 @@ impl Settings {
                 "TENANTRY_BIND",
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
+            metrics_bind: parse_optional(&lookup, "TENANTRY_METRICS_BIND")?,
             database_url: Secret::new(database_url),
             db_max_connections: parse(
                 &lookup,
@@ -404,6 +411,7 @@ impl Settings {
         Self {
             environment: Environment::Development,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_bind: None,
             database_url: Secret::new(database_url),
             db_max_connections: 4,
             data_dir: std::env::temp_dir(),
@@ -455,6 +463,24 @@ where
             .parse()
             .map_err(|e: T::Err| invalid(var, format!("`{raw}`: {e}"))),
     }
+}
+
+/// Like [`parse`], for a variable without a default: `None` when unset.
+fn parse_optional<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<T>, SettingsError>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    lookup(var)
+        .map(|raw| {
+            raw.trim()
+                .parse()
+                .map_err(|e: T::Err| invalid(var, format!("`{raw}`: {e}")))
+        })
+        .transpose()
 }
 
 fn check_secret(var: &'static str, value: String) -> Result<Secret, SettingsError> {
@@ -691,6 +717,34 @@ mod tests {
                 "{bad}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn metrics_get_their_own_listener_only_when_an_address_is_set() {
+        let with = |bind: Option<&str>| {
+            let mut vars = vec![
+                ("TENANTRY_JWT_SECRET", "j".repeat(32)),
+                ("TENANTRY_SECRET_KEY", "k".repeat(32)),
+            ];
+            vars.extend(bind.map(|b| ("TENANTRY_METRICS_BIND", b.to_owned())));
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Settings::from_lookup(lookup(&vars)).map(|s| s.metrics_bind)
+        };
+        assert!(with(None).is_ok_and(|b| b.is_none()));
+        let bound = with(Some(" 127.0.0.1:9090 "));
+        assert!(
+            bound
+                .as_ref()
+                .is_ok_and(|b| *b == Some(SocketAddr::from(([127, 0, 0, 1], 9090)))),
+            "{bound:?}"
+        );
+        assert!(matches!(
+            with(Some("localhost")),
+            Err(SettingsError::Invalid {
+                var: "TENANTRY_METRICS_BIND",
+                ..
+            })
+        ));
     }
 
     #[test]

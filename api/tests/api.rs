@@ -15,6 +15,8 @@ mod api_keys;
 mod conditional;
 #[path = "api/coverage.rs"]
 mod coverage;
+#[path = "api/hostile.rs"]
+mod hostile;
 #[path = "api/pagination.rs"]
 mod pagination;
 #[path = "api/people.rs"]

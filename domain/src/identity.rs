@@ -487,13 +487,37 @@ pub async fn find_api_key_by_prefix(
     else {
         return Ok(None);
     };
-    Ok(Some(ApiKeyCredential {
+    credential(key).map(Some)
+}
+
+/// Finds a key of the handle's tenant by its prefix: the authentication lookup of a key
+/// that names its tenant (a single-shard read). `None` when this tenant has no such key.
+///
+/// # Errors
+/// Storage failures only.
+pub async fn find_api_key(
+    db: &impl TenantHandle,
+    prefix: &str,
+) -> Result<Option<ApiKeyCredential>> {
+    let Some(key) = db
+        .find::<api_key::Entity>()
+        .filter(api_key::Column::Prefix.eq(prefix))
+        .one()
+        .await?
+    else {
+        return Ok(None);
+    };
+    credential(key).map(Some)
+}
+
+fn credential(key: api_key::Model) -> Result<ApiKeyCredential> {
+    Ok(ApiKeyCredential {
         tenant_id: TenantId::from_uuid(key.tenant_id),
         key_id: key.id,
         scopes: scopes_of(Resource::ApiKey, key.scopes)?,
         secret_hash: key.secret_hash,
         revoked: key.revoked_at.is_some(),
-    }))
+    })
 }
 
 /// How stale `last_used_at` may get: touching a key writes at most once per interval,

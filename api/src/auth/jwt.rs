@@ -1,5 +1,7 @@
 //! JWTs: verified with an allow-listed algorithm (HS256) and required `exp`, `iss`,
-//! `aud`, `sub`, `iat`; issued only by `tenantry token`, the demo start and tests.
+//! `aud`, `sub`, `iat`; refused before `nbf` (when present) and when issued in the
+//! future, with [`LEEWAY_SECS`] for clock skew; issued only by `tenantry token`, the demo
+//! start and tests.
 
 use chrono::{TimeDelta, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -57,6 +59,10 @@ pub enum Audience {
     Many(Vec<String>),
 }
 
+/// The clock skew tolerated between the token's issuer and this server, in seconds: on
+/// `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+
 /// Verifies JWTs.
 pub struct JwtVerifier {
     key: DecodingKey,
@@ -78,7 +84,9 @@ impl JwtVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "iat"]);
-        validation.leeway = 30;
+        // `nbf` is optional, but a token that names one is not accepted before it.
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Self {
             key: DecodingKey::from_secret(secret),
             validation,
@@ -93,6 +101,7 @@ impl JwtVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
             let why = match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf` is in the future)",
                 ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
                 ErrorKind::InvalidAudience => "the token's audience is not this API",
                 ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted (HS256 only)",
@@ -105,6 +114,18 @@ impl JwtVerifier {
             Problem::unauthenticated(why)
         })?;
         let claims = data.claims;
+        // jsonwebtoken does not look at `iat`. A token "issued" later than now was minted
+        // by a wrong clock or by someone planning ahead (a far-future `iat` with a
+        // matching `exp` would never expire): refuse it. Saturating, so an absurd `iat`
+        // cannot overflow.
+        let latest = Utc::now()
+            .timestamp()
+            .saturating_add(LEEWAY_SECS.cast_signed());
+        if claims.iat > latest {
+            return Err(Problem::unauthenticated(
+                "the token was issued in the future (`iat` is ahead of this server's clock)",
+            ));
+        }
         let actor = match claims.typ {
             TokenType::User => Actor::User(Uuid::parse_str(&claims.sub).map_err(|_| {
                 Problem::unauthenticated("a user token's `sub` must be the user's UUID")
@@ -266,6 +287,34 @@ mod tests {
             verifier()
                 .verify(&forged, &tenancy::testing::issuer())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn tokens_not_yet_valid_or_issued_in_the_future_are_refused_past_the_leeway() {
+        let now = Utc::now().timestamp();
+        let verify = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut value = serde_json::to_value(claims()).unwrap_or_default();
+            edit(&mut value);
+            let token = issuer().issue_claims(&value).unwrap_or_default();
+            verifier()
+                .verify(&token, &tenancy::testing::issuer())
+                .err()
+                .and_then(|p| p.detail)
+        };
+        let detail = verify(&|c| c["nbf"] = (now + 3600).into());
+        assert!(detail.is_some_and(|d| d.contains("not valid yet")));
+        let detail = verify(&|c| c["iat"] = (now + 3600).into());
+        assert!(detail.is_some_and(|d| d.contains("issued in the future")));
+        let detail = verify(&|c| c["iat"] = i64::MAX.into());
+        assert!(detail.is_some_and(|d| d.contains("issued in the future")));
+        // Within the leeway: accepted.
+        assert_eq!(
+            verify(&|c| {
+                c["nbf"] = (now + 20).into();
+                c["iat"] = (now + 20).into();
+            }),
+            None
         );
     }
 

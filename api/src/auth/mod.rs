@@ -370,10 +370,23 @@ impl Authenticator {
 
     async fn lookup_in_db(&self, lookup: KeyLookup<'_>) -> Result<Principal, Problem> {
         let KeyLookup { parsed, cache_key } = lookup;
-        let prefix = format!("{}{}", api_key::KEY_PREFIX, parsed.prefix);
-        let found = domain::identity::find_api_key_by_prefix(self.unscoped.unscoped(), &prefix)
-            .await
-            .map_err(Problem::from)?;
+        let prefix = parsed.prefix;
+        let found = match parsed.tenant {
+            // The key names its tenant: look it up there, with that tenant's handle (one
+            // shard; no escape hatch). A key whose tenant part was changed is not found.
+            Some(tenant) => {
+                let ctx = self
+                    .unscoped
+                    .issuer()
+                    .issue(TenantId::from_uuid(tenant), Actor::System);
+                domain::identity::find_api_key(&self.db.tenant(&ctx), prefix).await
+            }
+            // A legacy key: found by its prefix across tenants.
+            None => {
+                domain::identity::find_api_key_by_prefix(self.unscoped.unscoped(), prefix).await
+            }
+        }
+        .map_err(Problem::from)?;
         let refused = || Problem::unauthenticated("the API key is unknown or revoked");
         let credential = found.ok_or_else(refused)?;
         if credential.revoked

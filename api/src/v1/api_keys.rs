@@ -31,7 +31,9 @@ pub struct ApiKey {
     pub id: Uuid,
     /// What the key is for.
     pub name: String,
-    /// The key's public start (`tnt_` and 8 characters), to recognise it.
+    /// The key's public start, up to its secret, to recognise it: `tnt_`, the tenant's
+    /// id (22 characters) and 8 random characters (`tnt_` and 8 characters for keys made
+    /// before keys named their tenant).
     pub prefix: String,
     /// The scopes it grants.
     pub scopes: Vec<String>,
@@ -56,7 +58,7 @@ impl Example for ApiKey {
         Self {
             id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a80").unwrap_or_default(),
             name: "CRM sync".to_owned(),
-            prefix: "tnt_Ab3dEf7h".to_owned(),
+            prefix: "tnt_2zRz3aTbxUWY4k7sPpGk1E_Ab3dEf7h".to_owned(),
             scopes: vec!["people:read".to_owned(), "people:write".to_owned()],
             created_by: None,
             created_at: DateTime::parse_from_rfc3339("2026-01-15T09:30:00Z")
@@ -187,12 +189,13 @@ impl ApiKeysApi {
         }
         let db = self.state.tenant(principal);
         for _ in 0..PREFIX_ATTEMPTS {
-            let key = api_key::generate(self.state.auth.pepper());
+            let key =
+                api_key::generate(self.state.auth.pepper(), principal.ctx().tenant().as_uuid());
             let created = identity::create_api_key(
                 &db,
                 identity::ApiKeyCreate {
                     name: input.name.clone(),
-                    prefix: format!("{}{}", api_key::KEY_PREFIX, key.prefix),
+                    prefix: key.prefix.clone(),
                     secret_hash: key.secret_hash.clone(),
                     scopes: input.scopes.clone(),
                     created_by: principal.user_id(),

@@ -178,3 +178,75 @@ async fn using_an_api_key_records_when_it_was_last_used() {
         assert!(listed["data"][0]["last_used_at"].is_string(), "{listed}");
     }
 }
+
+/// Another tenant's key, with its tenant part changed to ours (and a valid checksum):
+/// the lookup runs in the tenant the key names, so it is simply not found.
+#[tokio::test]
+async fn a_key_whose_tenant_part_names_another_tenant_is_refused() {
+    use api::auth::api_key::{KEY_PREFIX, checksum, encode_uuid};
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let (a, b) = (app.tenant("a").await, app.tenant("b").await);
+        let body = json!({"name": "k", "scopes": ["people:read"]});
+        let b_key = ok_json(app.post(&b, "/v1/api_keys", &body).await, 201).await;
+        let b_secret = s(&b_key, "secret").to_owned();
+        let rest = b_secret
+            .strip_prefix(KEY_PREFIX)
+            .and_then(|r| r.split_once('_'))
+            .map(|(_, rest)| rest.to_owned())
+            .expect("tnt_<tenant>_<rest>");
+        let body = format!(
+            "{KEY_PREFIX}{}_{}",
+            encode_uuid(a.id),
+            &rest[..rest.len() - 6]
+        );
+        let forged = format!("{body}{}", checksum(&body));
+        assert_eq!(forged.len(), b_secret.len());
+        let resp = app
+            .authed(Method::GET, "/v1/people", &forged)
+            .send()
+            .await
+            .expect("sent");
+        problem(resp, 401, "unauthenticated").await;
+        // B's own key still works.
+        let resp = app
+            .authed(Method::GET, "/v1/people", &b_secret)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+/// A key issued before keys named their tenant (`tnt_<prefix>_<secret><check>`) keeps
+/// authenticating, through the prefix lookup across tenants.
+#[tokio::test]
+async fn a_legacy_key_without_a_tenant_part_still_authenticates() {
+    use api::auth::api_key::{KEY_PREFIX, checksum, hash_secret};
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let t = app.tenant("legacy").await;
+        let prefix = "Lgcy0001";
+        let secret = "S".repeat(32);
+        domain::identity::create_api_key(
+            &app.tenant_db(&t),
+            domain::identity::ApiKeyCreate {
+                name: "legacy".to_owned(),
+                prefix: format!("{KEY_PREFIX}{prefix}"),
+                secret_hash: hash_secret(app.state.auth.pepper(), &secret),
+                scopes: vec!["people:read".to_owned()],
+                created_by: None,
+            },
+        )
+        .await
+        .expect("stored");
+        let body = format!("{KEY_PREFIX}{prefix}_{secret}");
+        let token = format!("{body}{}", checksum(&body));
+        let resp = app
+            .authed(Method::GET, "/v1/people", &token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), 200);
+    }
+}

@@ -542,7 +542,7 @@ async fn a_flood_of_invalid_api_keys_is_refused_at_the_address_quota_before_any_
     let key = api_key(&app, &t).await;
     let pepper = *app.state.auth.pepper();
     // Well-formed keys with valid checksums: only a database lookup can refuse them.
-    let bad = || api::auth::api_key::generate(&pepper).token;
+    let bad = || api::auth::api_key::generate(&pepper, t.id).token;
 
     let attacker = "203.0.113.66";
     for _ in 0..4 {

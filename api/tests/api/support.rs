@@ -115,6 +115,54 @@ pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Setti
     }
 }
 
+/// Like [`spawn_app`], with `/metrics` on a listener of its own (`TENANTRY_METRICS_BIND`
+/// on port 0); also returns that listener's `http://127.0.0.1:<port>`.
+pub async fn spawn_app_with_metrics_listener(backend: &Backend) -> (TestApp, String) {
+    let db = Arc::new(TestDb::new(backend).await.expect("fresh test database"));
+    migrations::up(&db.raw).await.expect("migrations apply");
+    let metrics_addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut settings = Settings::for_tests("sqlite::memory:");
+    settings.metrics_bind = Some(metrics_addr);
+    let issuer = JwtIssuer::new(
+        settings.jwt_secret.expose().as_bytes(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+    );
+    let state = Arc::new(
+        AppState::new(
+            db.db().clone(),
+            Arc::new(TestUnscoped(db.clone())),
+            settings,
+        )
+        .expect("state builds"),
+    );
+    let bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind port 0")
+        .with_metrics(metrics_addr)
+        .await
+        .expect("bind the metrics port 0");
+    let base = format!("http://{}", bound.addr);
+    let metrics_base = format!("http://{}", bound.metrics_addr.expect("metrics bound"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        let _ = api::server::serve(bound, server_state, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    let app = TestApp {
+        base,
+        client: reqwest::Client::builder().build().expect("client"),
+        state,
+        db,
+        issuer,
+        shutdown: Some(tx),
+    };
+    (app, metrics_base)
+}
+
 /// Another server instance over the same database (and settings), as behind a load
 /// balancer; stopped when dropped.
 pub struct Instance {
@@ -213,6 +261,14 @@ impl TestApp {
     }
 
     /// A request authenticated with `token`.
+    /// A handle of `tenant`'s own, as its admin (for writing fixtures the API cannot).
+    pub fn tenant_db(&self, tenant: &TestTenant) -> tenancy::TenantDb {
+        self.db.db().tenant(&self.db.connected.issuer.issue(
+            TenantId::from_uuid(tenant.id),
+            tenancy::Actor::User(tenant.admin_id),
+        ))
+    }
+
     pub fn authed(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
         self.request(method, path).bearer_auth(token)
     }
