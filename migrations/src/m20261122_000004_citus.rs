@@ -2,18 +2,37 @@
 //! database is PostgreSQL with the `citus` extension installed. Everywhere else
 //! (SQLite, plain PostgreSQL) both directions are a logged no-op.
 //!
-//! Order matters (see CITUS.md): `tenants` becomes a reference table first,
-//! because tenant-owned tables reference it; then `users`; then the other
-//! tenant-owned tables in foreign-key order, each co-located with `users` so a
-//! tenant's rows of every table live on the same node.
+//! The step converges on one target, whatever state it starts from (see
+//! CITUS.md, verified on Citus 13.2.2 / PostgreSQL 15):
 //!
-//! Every step skips tables Citus already manages (`pg_dist_partition`), so a
-//! run that failed half-way can simply be run again. The steps run outside a
-//! transaction: Citus restricts what may follow `create_distributed_table` in
-//! one transaction, and each call is atomic on its own.
+//! - `tenants` is a reference table;
+//! - every table of [`TENANT_TABLES`] is hash-distributed by `tenant_id`
+//!   (`pg_dist_partition.partmethod = 'h'`), all in `users`' co-location group.
+//!
+//! It works in rounds. Each round reads the real placement of every table from
+//! `pg_dist_partition` ([`Placement`]); a table in a state the target cannot be
+//! reached from directly (a Citus *local* table, `partmethod = 'n'` — what
+//! `create_reference_table('tenants')` turns the tables referencing it into
+//! while `citus.enable_local_reference_table_foreign_keys` is on —, a table
+//! distributed by another column or in another co-location group, a
+//! single-shard or append/range table) is returned to a plain table with
+//! `undistribute_table(…, cascade_via_foreign_keys => true)`, which also
+//! returns every table connected to it by foreign keys; otherwise the plain
+//! tables are made reference / distributed, parents before children, and
+//! tables already in place are left alone. The step ends when a round finds
+//! the target, and fails with the placements if it cannot get there.
+//!
+//! Every table's change of placement runs in a transaction of its own, with
+//! `SET LOCAL citus.enable_local_reference_table_foreign_keys = off`, so
+//! that making `tenants` a reference table does not turn the tables that
+//! reference it into coordinator-local tables (which can then not be
+//! distributed), and `SET LOCAL citus.multi_shard_modify_mode = 'sequential'`
+//! (see [`TRANSACTION_SETTINGS`]). Each such transaction is atomic, so an
+//! interruption leaves every table either plain or in its target placement,
+//! and running the step again finishes the work.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{DbBackend, Statement};
+use sea_orm_migration::sea_orm::{DbBackend, QueryResult, Statement, TransactionTrait};
 
 use crate::{GLOBAL_TABLES, TENANT_TABLES};
 
@@ -22,6 +41,24 @@ pub(crate) struct Migration;
 
 /// The column every tenant-owned table is distributed by.
 const DISTRIBUTION_COLUMN: &str = "tenant_id";
+
+/// Set at the start of every transaction of the step.
+///
+/// - `enable_local_reference_table_foreign_keys = off`: with it on (Citus'
+///   default), creating the `tenants` reference table adds every table with a
+///   foreign key to it to Citus' metadata as a coordinator-local table, and
+///   `create_distributed_table('users', …)` then fails with "foreign keys from
+///   reference tables and local tables to distributed tables are not supported".
+/// - `multi_shard_modify_mode = 'sequential'`: inside a transaction block,
+///   `create_distributed_table('people', …, colocate_with => 'users')` fails in
+///   the default parallel mode with "cannot execute parallel DDL on table
+///   "users" after DDL command on reference table "tenants"" (the co-located
+///   group has foreign keys to the reference table). Citus runs tables with a
+///   foreign key to a reference table sequentially anyway.
+const TRANSACTION_SETTINGS: [&str; 2] = [
+    "SET LOCAL citus.enable_local_reference_table_foreign_keys = off",
+    "SET LOCAL citus.multi_shard_modify_mode = 'sequential'",
+];
 
 /// Whether the database behind `manager` is PostgreSQL with the `citus`
 /// extension installed (`CREATE EXTENSION citus` has been run in it).
@@ -41,17 +78,227 @@ pub async fn citus_present(manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
     Ok(row.is_some())
 }
 
-/// Whether Citus already manages `table` (reference or distributed).
-async fn is_citus_table(manager: &SchemaManager<'_>, table: &str) -> Result<bool, DbErr> {
+/// Where Citus keeps a table, from its row in `pg_dist_partition`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placement {
+    /// No row: a plain PostgreSQL table on the coordinator.
+    Plain,
+    /// A reference table (`partmethod = 'n'`, `repmodel = 't'`): a copy on every node.
+    Reference,
+    /// Hash-distributed (`partmethod = 'h'`) by `column`, in co-location group `colocation`.
+    Hash { column: String, colocation: i64 },
+    /// Anything else: a Citus local table (`'n'`, `repmodel = 's'`, no
+    /// co-location group), a single-shard table, an append/range table.
+    Other {
+        partmethod: String,
+        repmodel: String,
+        colocation: i64,
+    },
+}
+
+impl Placement {
+    fn from_catalog(
+        partmethod: &str,
+        repmodel: &str,
+        colocation: i64,
+        column: Option<String>,
+    ) -> Self {
+        match (partmethod, repmodel, column) {
+            ("n", "t", _) => Self::Reference,
+            ("h", _, Some(column)) => Self::Hash { column, colocation },
+            _ => Self::Other {
+                partmethod: partmethod.to_owned(),
+                repmodel: repmodel.to_owned(),
+                colocation,
+            },
+        }
+    }
+}
+
+/// The placement of every Tenantry table, [`GLOBAL_TABLES`] then [`TENANT_TABLES`].
+type State = Vec<(&'static str, Placement)>;
+
+fn all_tables() -> impl Iterator<Item = &'static str> {
+    GLOBAL_TABLES.into_iter().chain(TENANT_TABLES)
+}
+
+async fn placement_of(manager: &SchemaManager<'_>, table: &str) -> Result<Placement, DbErr> {
     let row = manager
         .get_connection()
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)",
+            "SELECT partmethod::text AS partmethod, repmodel::text AS repmodel, \
+                    colocationid::bigint AS colocation, \
+                    CASE WHEN partmethod = 'h' \
+                         THEN column_to_column_name(logicalrelid, partkey) END AS column_name \
+             FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)",
             [table.into()],
         ))
         .await?;
-    Ok(row.is_some())
+    let Some(row) = row else {
+        return Ok(Placement::Plain);
+    };
+    Ok(Placement::from_catalog(
+        &get::<String>(&row, "partmethod")?,
+        &get::<String>(&row, "repmodel")?,
+        get::<i64>(&row, "colocation")?,
+        get::<Option<String>>(&row, "column_name")?,
+    ))
+}
+
+fn get<T: sea_orm_migration::sea_orm::TryGetable>(
+    row: &QueryResult,
+    col: &str,
+) -> Result<T, DbErr> {
+    row.try_get("", col)
+}
+
+async fn read_state(manager: &SchemaManager<'_>) -> Result<State, DbErr> {
+    let mut state = Vec::new();
+    for table in all_tables() {
+        state.push((table, placement_of(manager, table).await?));
+    }
+    Ok(state)
+}
+
+/// The co-location group of the head of the tenant tables (`users`), when it
+/// is distributed as it should be.
+fn head_group(state: &State) -> Option<i64> {
+    let [head, ..] = TENANT_TABLES;
+    state.iter().find_map(|(table, placement)| match placement {
+        Placement::Hash { column, colocation }
+            if *table == head && column == DISTRIBUTION_COLUMN =>
+        {
+            Some(*colocation)
+        }
+        _ => None,
+    })
+}
+
+/// The first table whose placement cannot be turned into its target directly,
+/// and must therefore first be undistributed (see the module docs).
+fn misplaced(state: &State) -> Option<&'static str> {
+    let group = head_group(state);
+    state.iter().find_map(|(table, placement)| {
+        let fine = if GLOBAL_TABLES.contains(table) {
+            matches!(placement, Placement::Plain | Placement::Reference)
+        } else {
+            match placement {
+                Placement::Plain => true,
+                Placement::Hash { column, colocation } => {
+                    column == DISTRIBUTION_COLUMN && group.is_none_or(|g| g == *colocation)
+                }
+                Placement::Reference | Placement::Other { .. } => false,
+            }
+        };
+        (!fine).then_some(*table)
+    })
+}
+
+/// Whether every table is in its target placement.
+fn in_target(state: &State) -> bool {
+    let group = head_group(state);
+    group.is_some()
+        && state.iter().all(|(table, placement)| {
+            if GLOBAL_TABLES.contains(table) {
+                *placement == Placement::Reference
+            } else {
+                matches!(placement, Placement::Hash { column, colocation }
+                    if column == DISTRIBUTION_COLUMN && Some(*colocation) == group)
+            }
+        })
+}
+
+/// The statements that return `table`, and everything connected to it by
+/// foreign keys, to plain tables.
+fn reset(table: &str) -> Vec<String> {
+    vec![format!(
+        "SELECT undistribute_table('{table}', cascade_via_foreign_keys => true)"
+    )]
+}
+
+/// What turns the plain tables of `state` into their target placements: one
+/// list of statements per transaction, in order. Tables already in place are
+/// skipped. Meant for a state with nothing [`misplaced`].
+fn distribution_plan(state: &State) -> Vec<Vec<String>> {
+    let plain = |table: &str| {
+        state
+            .iter()
+            .any(|(t, p)| *t == table && *p == Placement::Plain)
+    };
+    let mut plan = Vec::new();
+    // Reference tables first: distributed tables hold foreign keys to them,
+    // and Citus only accepts a foreign key to a table it already manages.
+    for table in GLOBAL_TABLES {
+        if plain(table) {
+            plan.push(vec![format!("SELECT create_reference_table('{table}')")]);
+        }
+    }
+    // Then parents before children, all in `users`' co-location group.
+    let [colocation_parent, ..] = TENANT_TABLES;
+    for table in TENANT_TABLES {
+        if !plain(table) {
+            continue;
+        }
+        let mut step = Vec::new();
+        if table == "api_keys" {
+            step.extend(PER_TENANT_API_KEY_PREFIX.iter().map(|s| (*s).to_owned()));
+        }
+        step.push(if table == colocation_parent {
+            format!("SELECT create_distributed_table('{table}', '{DISTRIBUTION_COLUMN}')")
+        } else {
+            format!(
+                "SELECT create_distributed_table('{table}', '{DISTRIBUTION_COLUMN}', \
+                 colocate_with => '{colocation_parent}')"
+            )
+        });
+        plan.push(step);
+    }
+    plan
+}
+
+/// Citus only enforces uniqueness that includes the distribution column, so
+/// the global unique index on `api_keys (prefix)` would make
+/// `create_distributed_table('api_keys', ..)` fail. Replace it with a unique
+/// index on `(tenant_id, prefix)` and a plain index on `prefix` for the
+/// authentication lookup (which then fans out to every shard; see CITUS.md).
+/// Runs in the same transaction as `create_distributed_table('api_keys', …)`,
+/// and can be run again after an interruption.
+const PER_TENANT_API_KEY_PREFIX: [&str; 3] = [
+    "CREATE UNIQUE INDEX IF NOT EXISTS idx_api_keys_tenant_id_prefix \
+     ON api_keys (tenant_id, prefix)",
+    "DROP INDEX IF EXISTS idx_api_keys_prefix",
+    "CREATE INDEX idx_api_keys_prefix ON api_keys (prefix)",
+];
+
+/// Undoes [`PER_TENANT_API_KEY_PREFIX`] once `api_keys` is a plain table again.
+const GLOBAL_API_KEY_PREFIX: [&str; 3] = [
+    "DROP INDEX IF EXISTS idx_api_keys_prefix",
+    "CREATE UNIQUE INDEX idx_api_keys_prefix ON api_keys (prefix)",
+    "DROP INDEX idx_api_keys_tenant_id_prefix",
+];
+
+/// Runs `statements` in one transaction of their own, with
+/// [`TRANSACTION_SETTINGS`] set for it.
+async fn exec_in_transaction(
+    manager: &SchemaManager<'_>,
+    statements: &[String],
+) -> Result<(), DbErr> {
+    let txn = manager.get_connection().begin().await?;
+    for setting in TRANSACTION_SETTINGS {
+        txn.execute_unprepared(setting).await?;
+    }
+    for sql in statements {
+        tracing::info!(sql = sql.as_str(), "citus");
+        txn.execute_unprepared(sql).await?;
+    }
+    txn.commit().await
+}
+
+async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    tracing::info!(sql, "citus");
+    manager.get_connection().execute_unprepared(sql).await?;
+    Ok(())
 }
 
 /// Whether an index named `name` exists in the current schema search path.
@@ -67,63 +314,9 @@ async fn has_index(manager: &SchemaManager<'_>, name: &str) -> Result<bool, DbEr
     Ok(row.is_some())
 }
 
-async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    tracing::info!(sql, "citus");
-    manager.get_connection().execute_unprepared(sql).await?;
-    Ok(())
-}
-
-/// The statements that distribute the schema, skipping the tables in
-/// `already_managed` (those Citus manages from an earlier, interrupted run).
-fn distribution_plan(already_managed: &[&str]) -> Vec<String> {
-    let mut plan = Vec::new();
-    // Reference tables first: distributed tables hold foreign keys to them,
-    // and Citus only accepts a foreign key to a table it already manages.
-    for table in GLOBAL_TABLES {
-        if !already_managed.contains(&table) {
-            plan.push(format!("SELECT create_reference_table('{table}')"));
-        }
-    }
-    // Then parents before children, all in `users`' co-location group.
-    let [colocation_parent, ..] = TENANT_TABLES;
-    for table in TENANT_TABLES {
-        if already_managed.contains(&table) {
-            continue;
-        }
-        if table == "api_keys" {
-            plan.extend(PER_TENANT_API_KEY_PREFIX.iter().map(|s| (*s).to_owned()));
-        }
-        plan.push(if table == colocation_parent {
-            format!("SELECT create_distributed_table('{table}', '{DISTRIBUTION_COLUMN}')")
-        } else {
-            format!(
-                "SELECT create_distributed_table('{table}', '{DISTRIBUTION_COLUMN}', \
-                 colocate_with => '{colocation_parent}')"
-            )
-        });
-    }
-    plan
-}
-
-/// Citus only enforces uniqueness that includes the distribution column, so
-/// the global unique index on `api_keys (prefix)` would make
-/// `create_distributed_table('api_keys', ..)` fail. Replace it with a unique
-/// index on `(tenant_id, prefix)` and a plain index on `prefix` for the
-/// authentication lookup (which then fans out to every shard; see CITUS.md).
-/// Each statement can be re-run after an interruption.
-const PER_TENANT_API_KEY_PREFIX: [&str; 3] = [
-    "CREATE UNIQUE INDEX IF NOT EXISTS idx_api_keys_tenant_id_prefix \
-     ON api_keys (tenant_id, prefix)",
-    "DROP INDEX IF EXISTS idx_api_keys_prefix",
-    "CREATE INDEX idx_api_keys_prefix ON api_keys (prefix)",
-];
-
-/// Undoes [`PER_TENANT_API_KEY_PREFIX`] once `api_keys` is a plain table again.
-const GLOBAL_API_KEY_PREFIX: [&str; 3] = [
-    "DROP INDEX IF EXISTS idx_api_keys_prefix",
-    "CREATE UNIQUE INDEX idx_api_keys_prefix ON api_keys (prefix)",
-    "DROP INDEX idx_api_keys_tenant_id_prefix",
-];
+/// A round resets at most one table or runs one plan; a handful suffices
+/// (reset, distribute, check), the rest is headroom.
+const MAX_ROUNDS: usize = GLOBAL_TABLES.len() + TENANT_TABLES.len() + 2;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -132,16 +325,29 @@ impl MigrationTrait for Migration {
             tracing::info!("citus extension not present; leaving tables undistributed");
             return Ok(());
         }
-        let mut already_managed = Vec::new();
-        for table in GLOBAL_TABLES.into_iter().chain(TENANT_TABLES) {
-            if is_citus_table(manager, table).await? {
-                already_managed.push(table);
+        let mut state = read_state(manager).await?;
+        for _ in 0..MAX_ROUNDS {
+            tracing::info!(?state, "citus placements");
+            if in_target(&state) {
+                tracing::info!("citus: every table is in place");
+                return Ok(());
             }
+            if let Some(table) = misplaced(&state) {
+                tracing::warn!(
+                    table,
+                    "citus: undistributing a misplaced table and its foreign-key group"
+                );
+                exec_in_transaction(manager, &reset(table)).await?;
+            } else {
+                for step in distribution_plan(&state) {
+                    exec_in_transaction(manager, &step).await?;
+                }
+            }
+            state = read_state(manager).await?;
         }
-        for sql in distribution_plan(&already_managed) {
-            exec(manager, &sql).await?;
-        }
-        Ok(())
+        Err(DbErr::Migration(format!(
+            "citus: could not distribute the schema; placements now: {state:?}"
+        )))
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -156,14 +362,8 @@ impl MigrationTrait for Migration {
         // before each table instead of planning ahead: later tables are
         // usually already undistributed by then.
         for table in TENANT_TABLES.iter().rev().chain(GLOBAL_TABLES.iter()) {
-            if is_citus_table(manager, table).await? {
-                exec(
-                    manager,
-                    &format!(
-                        "SELECT undistribute_table('{table}', cascade_via_foreign_keys => true)"
-                    ),
-                )
-                .await?;
+            if placement_of(manager, table).await? != Placement::Plain {
+                exec_in_transaction(manager, &reset(table)).await?;
             }
         }
 
@@ -176,6 +376,8 @@ impl MigrationTrait for Migration {
     }
 
     fn use_transaction(&self) -> Option<bool> {
+        // Each placement change runs in a transaction of its own (see the
+        // module docs), so that progress survives an interruption.
         Some(false)
     }
 }
@@ -184,6 +386,40 @@ impl MigrationTrait for Migration {
 mod tests {
     use super::*;
 
+    fn hash(colocation: i64) -> Placement {
+        Placement::Hash {
+            column: DISTRIBUTION_COLUMN.to_owned(),
+            colocation,
+        }
+    }
+
+    fn citus_local() -> Placement {
+        Placement::from_catalog("n", "s", 0, None)
+    }
+
+    /// Every table plain, then `placements` applied.
+    fn state(placements: &[(&str, Placement)]) -> State {
+        all_tables()
+            .map(|table| {
+                let placement = placements
+                    .iter()
+                    .find(|(t, _)| *t == table)
+                    .map_or(Placement::Plain, |(_, p)| p.clone());
+                (table, placement)
+            })
+            .collect()
+    }
+
+    fn done() -> State {
+        let mut placements = vec![("tenants", Placement::Reference)];
+        placements.extend(TENANT_TABLES.map(|t| (t, hash(7))));
+        state(&placements)
+    }
+
+    fn flat(plan: &[Vec<String>]) -> Vec<String> {
+        plan.iter().flatten().cloned().collect()
+    }
+
     fn position(plan: &[String], needle: &str) -> usize {
         plan.iter()
             .position(|s| s.contains(needle))
@@ -191,13 +427,37 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_row_says_which_placement_a_table_has() {
+        assert_eq!(
+            Placement::from_catalog("n", "t", 1, None),
+            Placement::Reference
+        );
+        assert_eq!(
+            Placement::from_catalog("h", "s", 4, Some("tenant_id".into())),
+            hash(4)
+        );
+        assert!(matches!(citus_local(), Placement::Other { .. }));
+        // A single-shard distributed table is 'n' too, but with a group.
+        assert!(matches!(
+            Placement::from_catalog("n", "s", 9, None),
+            Placement::Other { .. }
+        ));
+        assert!(matches!(
+            Placement::from_catalog("a", "c", 0, None),
+            Placement::Other { .. }
+        ));
+    }
+
+    #[test]
     fn the_reference_table_comes_first_then_users_then_co_located_children() {
-        let plan = distribution_plan(&[]);
-        assert_eq!(plan[0], "SELECT create_reference_table('tenants')");
+        let plan = distribution_plan(&state(&[]));
+        assert_eq!(plan.len(), 7, "one transaction per table");
+        assert_eq!(plan[0], vec!["SELECT create_reference_table('tenants')"]);
         assert_eq!(
             plan[1],
-            "SELECT create_distributed_table('users', 'tenant_id')"
+            vec!["SELECT create_distributed_table('users', 'tenant_id')"]
         );
+        let plan = flat(&plan);
         let mut last = position(&plan, "create_distributed_table('users'");
         for table in [
             "api_keys",
@@ -221,19 +481,29 @@ mod tests {
     }
 
     #[test]
-    fn the_api_key_prefix_index_is_made_per_tenant_before_api_keys_is_distributed() {
-        let plan = distribution_plan(&[]);
-        let per_tenant = position(&plan, "idx_api_keys_tenant_id_prefix");
-        let distribute = position(&plan, "create_distributed_table('api_keys'");
+    fn the_api_key_prefix_index_is_made_per_tenant_in_the_transaction_that_distributes_api_keys() {
+        let plan = distribution_plan(&state(&[]));
+        let step = plan
+            .iter()
+            .find(|step| step.iter().any(|s| s.contains("('api_keys'")))
+            .expect("a step for api_keys");
+        let per_tenant = position(step, "idx_api_keys_tenant_id_prefix");
+        let distribute = position(step, "create_distributed_table('api_keys'");
         assert!(per_tenant < distribute);
-        assert!(!plan[per_tenant + 2].contains("UNIQUE"));
+        assert!(!step[per_tenant + 2].contains("UNIQUE"));
     }
 
     #[test]
-    fn a_rerun_skips_the_tables_citus_already_manages() {
-        let plan = distribution_plan(&["tenants", "users", "api_keys"]);
+    fn a_rerun_skips_the_tables_already_in_place() {
+        let partial = state(&[
+            ("tenants", Placement::Reference),
+            ("users", hash(3)),
+            ("api_keys", hash(3)),
+        ]);
+        assert_eq!(misplaced(&partial), None);
+        assert!(!in_target(&partial));
         assert_eq!(
-            plan,
+            flat(&distribution_plan(&partial)),
             vec![
                 "SELECT create_distributed_table('accounts', 'tenant_id', colocate_with => 'users')",
                 "SELECT create_distributed_table('people', 'tenant_id', colocate_with => 'users')",
@@ -241,7 +511,64 @@ mod tests {
                 "SELECT create_distributed_table('idempotency_keys', 'tenant_id', colocate_with => 'users')",
             ]
         );
-        let everything: Vec<&str> = GLOBAL_TABLES.into_iter().chain(TENANT_TABLES).collect();
-        assert!(distribution_plan(&everything).is_empty());
+        assert!(in_target(&done()));
+        assert_eq!(misplaced(&done()), None);
+        assert!(distribution_plan(&done()).is_empty());
+    }
+
+    #[test]
+    fn a_rerun_after_only_the_reference_table_was_made_continues_with_users() {
+        let partial = state(&[("tenants", Placement::Reference)]);
+        assert_eq!(misplaced(&partial), None);
+        let plan = distribution_plan(&partial);
+        assert_eq!(
+            plan[0],
+            vec!["SELECT create_distributed_table('users', 'tenant_id')"]
+        );
+        assert_eq!(plan.len(), 6);
+    }
+
+    #[test]
+    fn citus_local_tables_are_undistributed_first() {
+        // What `create_reference_table('tenants')` leaves behind with
+        // `citus.enable_local_reference_table_foreign_keys` on.
+        let stuck = state(&[
+            ("tenants", Placement::Reference),
+            ("users", citus_local()),
+            ("api_keys", citus_local()),
+            ("accounts", citus_local()),
+            ("people", citus_local()),
+            ("activities", citus_local()),
+        ]);
+        assert_eq!(misplaced(&stuck), Some("users"));
+        assert_eq!(
+            reset("users"),
+            vec!["SELECT undistribute_table('users', cascade_via_foreign_keys => true)"]
+        );
+        assert!(!in_target(&stuck));
+    }
+
+    #[test]
+    fn a_table_in_the_wrong_group_or_by_the_wrong_column_is_misplaced() {
+        let mut other_group = done();
+        other_group[6].1 = hash(8);
+        assert_eq!(other_group[6].0, "idempotency_keys");
+        assert_eq!(misplaced(&other_group), Some("idempotency_keys"));
+        assert!(!in_target(&other_group));
+
+        let wrong_column = state(&[(
+            "accounts",
+            Placement::Hash {
+                column: "id".into(),
+                colocation: 7,
+            },
+        )]);
+        assert_eq!(misplaced(&wrong_column), Some("accounts"));
+
+        let distributed_tenants = state(&[("tenants", hash(1))]);
+        assert_eq!(misplaced(&distributed_tenants), Some("tenants"));
+
+        let reference_users = state(&[("users", Placement::Reference)]);
+        assert_eq!(misplaced(&reference_users), Some("users"));
     }
 }

@@ -5,13 +5,19 @@
 //! `on_both!` macro turns it into a `…_on_sqlite` and a `…_on_postgres` test.
 //! Without `DATABASE_URL` the PostgreSQL tests return early with a note,
 //! except when `CI=true`, where they fail: CI must not silently skip them.
+//!
+//! With `CITUS_URL` (a database on a Citus coordinator, see CITUS.md) one more
+//! test distributes the schema there, in a schema of its own, and checks that
+//! the Citus step converges from a fresh schema, a second run and the broken
+//! states reported against it; without it that test says so and passes.
 
 use std::future::Future;
 
 use migrations::{GLOBAL_TABLES, Migrator, TENANT_TABLES, citus_present};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
+    Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -1042,4 +1048,278 @@ fn the_database_name_replaces_the_one_in_the_url() {
         url_with_database("postgres://h", "mig_x"),
         "postgres://h/mig_x"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Citus (only with `CITUS_URL`)
+//
+// `CITUS_URL` names a database on a Citus coordinator that has the `citus`
+// extension and its workers added (see CITUS.md). Each run works in a schema
+// of its own there (Citus keeps its node list per database, so a fresh
+// database would need the extension and the nodes again on every node; a
+// schema is propagated to the workers by Citus itself). Unset, the suite
+// says so on stderr — past the test harness' capture — and passes.
+
+/// A fresh schema on the Citus coordinator named by `CITUS_URL`, or `None`
+/// (after saying so) when it is unset.
+async fn citus_schema() -> Option<(DatabaseConnection, String, DatabaseConnection)> {
+    let url = match std::env::var("CITUS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** CITUS_URL is unset: the Citus suite did not run ***\n"
+            );
+            return None;
+        }
+    };
+    let admin = Database::connect(&url).await.expect("connect to CITUS_URL");
+    let schema = format!("citus_{}", Uuid::now_v7().simple());
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create a fresh schema");
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(4)
+        .sqlx_logging(false)
+        .set_schema_search_path(schema.clone());
+    let db = Database::connect(options)
+        .await
+        .expect("connect to the fresh schema");
+    Some((admin, schema, db))
+}
+
+/// One table's row in `pg_dist_partition` (`None`: a plain table) and its shard count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DistRow {
+    partmethod: String,
+    repmodel: String,
+    colocation: i64,
+    column: Option<String>,
+    shards: i64,
+}
+
+async fn dist_row(db: &DatabaseConnection, table: &str) -> Option<DistRow> {
+    let found = rows(
+        db,
+        &format!(
+            "SELECT partmethod::text AS partmethod, repmodel::text AS repmodel, \
+                    colocationid::bigint AS colocation, \
+                    CASE WHEN partmethod = 'h' \
+                         THEN column_to_column_name(logicalrelid, partkey) END AS column_name, \
+                    (SELECT count(*) FROM pg_dist_shard s \
+                     WHERE s.logicalrelid = p.logicalrelid) AS shards \
+             FROM pg_dist_partition p WHERE logicalrelid = to_regclass('{table}')"
+        ),
+    )
+    .await;
+    found.first().map(|r| DistRow {
+        partmethod: text(r, "partmethod"),
+        repmodel: text(r, "repmodel"),
+        colocation: int(r, "colocation"),
+        column: r
+            .try_get::<Option<String>>("", "column_name")
+            .expect("column_name"),
+        shards: int(r, "shards"),
+    })
+}
+
+/// Asserts the target: `tenants` a reference table, every tenant table
+/// hash-distributed by `tenant_id` into `citus.shard_count` shards, all in
+/// one co-location group. Returns every table's row.
+async fn assert_distributed(db: &DatabaseConnection, when: &str) -> Vec<(&'static str, DistRow)> {
+    let shard_count = int(
+        &rows(
+            db,
+            "SELECT current_setting('citus.shard_count')::bigint AS n",
+        )
+        .await[0],
+        "n",
+    );
+    let mut found = Vec::new();
+    for table in all_tables() {
+        let row = dist_row(db, table)
+            .await
+            .unwrap_or_else(|| panic!("{when}: {table} is not managed by Citus"));
+        found.push((table, row));
+    }
+    for (table, row) in &found {
+        if GLOBAL_TABLES.contains(table) {
+            assert_eq!(
+                (row.partmethod.as_str(), row.repmodel.as_str(), row.shards),
+                ("n", "t", 1),
+                "{when}: {table} must be a reference table: {row:?}"
+            );
+        } else {
+            assert_eq!(
+                (row.partmethod.as_str(), row.column.as_deref(), row.shards),
+                ("h", Some("tenant_id"), shard_count),
+                "{when}: {table} must be hash-distributed by tenant_id: {row:?}"
+            );
+        }
+    }
+    let groups: std::collections::BTreeSet<i64> = found
+        .iter()
+        .filter(|(t, _)| TENANT_TABLES.contains(t))
+        .map(|(_, r)| r.colocation)
+        .collect();
+    assert_eq!(
+        groups.len(),
+        1,
+        "{when}: more than one co-location group: {found:#?}"
+    );
+    found
+}
+
+async fn row_counts(db: &DatabaseConnection) -> Vec<(&'static str, i64)> {
+    let mut counts = Vec::new();
+    for table in all_tables() {
+        let found = rows(db, &format!("SELECT count(*) AS n FROM {table}")).await;
+        counts.push((table, int(&found[0], "n")));
+    }
+    counts
+}
+
+/// Makes the next `up` run the Citus step again, whatever it left behind.
+async fn forget_the_citus_step(db: &DatabaseConnection) {
+    rows(
+        db,
+        "DELETE FROM seaql_migrations WHERE version = 'm20261122_000004_citus' RETURNING version",
+    )
+    .await;
+}
+
+async fn the_citus_step_converges_from_any_state(db: DatabaseConnection) {
+    let manager = SchemaManager::new(&db);
+    assert!(
+        citus_present(&manager).await.expect("citus_present"),
+        "CITUS_URL points at a database without the citus extension"
+    );
+
+    // 1. A fresh schema.
+    up(&db).await;
+    let first = assert_distributed(&db, "fresh").await;
+
+    // Some rows of one tenant, which every later step must keep.
+    let t = tenant(&db).await;
+    let a = account(&db, t).await;
+    person(&db, t, Some(a)).await.expect("insert a person");
+    user(&db, t, "grace@example.com")
+        .await
+        .expect("insert a user");
+    api_key(&db, t, "tnt_citus")
+        .await
+        .expect("insert an api key");
+    let counts = row_counts(&db).await;
+
+    // A query pinned to one tenant is routed to a single shard.
+    let plan = rows(
+        &db,
+        &format!(
+            "EXPLAIN SELECT p.id FROM people p JOIN accounts a \
+             ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+             WHERE p.tenant_id = '{t}'"
+        ),
+    )
+    .await;
+    let plan: Vec<String> = plan.iter().map(|r| text(r, "QUERY PLAN")).collect();
+    assert!(
+        plan.iter().any(|l| l.contains("Task Count: 1")),
+        "not routed to one shard: {plan:#?}"
+    );
+
+    // 2. Run again on a distributed schema: nothing moves.
+    forget_the_citus_step(&db).await;
+    up(&db).await;
+    assert_eq!(assert_distributed(&db, "second run").await, first);
+    assert_eq!(row_counts(&db).await, counts);
+
+    // 3. The reported failure: `tenants` made a reference table while
+    // `citus.enable_local_reference_table_foreign_keys` is on (the default)
+    // turns the tables referencing it into Citus local tables.
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("undistribute everything");
+    for table in all_tables() {
+        assert_eq!(dist_row(&db, table).await, None, "{table} after down");
+    }
+    rows(&db, "SELECT create_reference_table('tenants')").await;
+    let users = dist_row(&db, "users")
+        .await
+        .expect("users is a local table now");
+    assert_eq!(
+        (users.partmethod.as_str(), users.repmodel.as_str()),
+        ("n", "s")
+    );
+    up(&db).await;
+    assert_distributed(&db, "after Citus local tables").await;
+    assert_eq!(row_counts(&db).await, counts);
+
+    // 4. Interrupted half-way: only some tables distributed.
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("undistribute everything");
+    {
+        let txn = db.begin().await.expect("begin");
+        for sql in [
+            "SET LOCAL citus.enable_local_reference_table_foreign_keys = off",
+            "SET LOCAL citus.multi_shard_modify_mode = 'sequential'",
+            "SELECT create_reference_table('tenants')",
+            "SELECT create_distributed_table('users', 'tenant_id')",
+            "SELECT create_distributed_table('accounts', 'tenant_id', colocate_with => 'users')",
+        ] {
+            txn.execute_unprepared(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        txn.commit().await.expect("commit");
+    }
+    assert_eq!(dist_row(&db, "people").await, None);
+    up(&db).await;
+    assert_distributed(&db, "after a partial run").await;
+    assert_eq!(row_counts(&db).await, counts);
+
+    // 5. A table in a co-location group of its own.
+    rows(&db, "SELECT undistribute_table('idempotency_keys')").await;
+    rows(
+        &db,
+        "SELECT create_distributed_table('idempotency_keys', 'tenant_id', colocate_with => 'none')",
+    )
+    .await;
+    forget_the_citus_step(&db).await;
+    up(&db).await;
+    assert_distributed(&db, "after a foreign co-location group").await;
+    assert_eq!(row_counts(&db).await, counts);
+
+    // 6. Everything reverts, distributed tables included.
+    Migrator::down(&db, None)
+        .await
+        .expect("revert all migrations");
+    for table in all_tables() {
+        assert!(
+            !manager.has_table(table).await.expect("has_table"),
+            "{table} left behind by down"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_citus_step_converges_from_any_state_on_citus() {
+    let Some((admin, schema, db)) = citus_schema().await else {
+        return;
+    };
+    let outcome = tokio::spawn(the_citus_step_converges_from_any_state(db.clone())).await;
+    db.close().await.expect("close the test pool");
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop the test schema");
+    if let Err(error) = outcome {
+        match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(error) => panic!("check task failed: {error}"),
+        }
+    }
 }
