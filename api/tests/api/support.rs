@@ -75,6 +75,29 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 
 /// Like [`spawn_app`], with the test's settings changed by `configure`.
 pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    start(backend, configure, None).await.0
+}
+
+/// Like [`spawn_app`], with `/metrics` on a listener of its own (`TENANTRY_METRICS_BIND`
+/// on port 0); also returns that listener's `http://127.0.0.1:<port>`.
+pub async fn spawn_app_with_metrics_listener(backend: &Backend) -> (TestApp, String) {
+    let metrics_addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let (app, metrics) = start(
+        backend,
+        |s| s.metrics_bind = Some(metrics_addr),
+        Some(metrics_addr),
+    )
+    .await;
+    (app, metrics.expect("metrics bound"))
+}
+
+/// A fresh database, the settings, the server on port 0 (and on `metrics`, when given, a
+/// metrics listener of its own); returns the app and the metrics listener's base URL.
+async fn start(
+    backend: &Backend,
+    configure: impl FnOnce(&mut Settings),
+    metrics: Option<std::net::SocketAddr>,
+) -> (TestApp, Option<String>) {
     let db = Arc::new(TestDb::new(backend).await.expect("fresh test database"));
     migrations::up(&db.raw).await.expect("migrations apply");
     let mut settings = Settings::for_tests("sqlite::memory:");
@@ -92,58 +115,17 @@ pub async fn spawn_app_with(backend: &Backend, configure: impl FnOnce(&mut Setti
         )
         .expect("state builds"),
     );
-    let bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
+    let mut bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind port 0");
-    let base = format!("http://{}", bound.addr);
-    let (tx, rx) = oneshot::channel::<()>();
-    let server_state = state.clone();
-    tokio::spawn(async move {
-        let _ = api::server::serve(bound, server_state, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    let client = reqwest::Client::builder().build().expect("client");
-    TestApp {
-        base,
-        client,
-        state,
-        db,
-        issuer,
-        shutdown: Some(tx),
+    if let Some(addr) = metrics {
+        bound = bound
+            .with_metrics(addr)
+            .await
+            .expect("bind the metrics port 0");
     }
-}
-
-/// Like [`spawn_app`], with `/metrics` on a listener of its own (`TENANTRY_METRICS_BIND`
-/// on port 0); also returns that listener's `http://127.0.0.1:<port>`.
-pub async fn spawn_app_with_metrics_listener(backend: &Backend) -> (TestApp, String) {
-    let db = Arc::new(TestDb::new(backend).await.expect("fresh test database"));
-    migrations::up(&db.raw).await.expect("migrations apply");
-    let metrics_addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let mut settings = Settings::for_tests("sqlite::memory:");
-    settings.metrics_bind = Some(metrics_addr);
-    let issuer = JwtIssuer::new(
-        settings.jwt_secret.expose().as_bytes(),
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-    );
-    let state = Arc::new(
-        AppState::new(
-            db.db().clone(),
-            Arc::new(TestUnscoped(db.clone())),
-            settings,
-        )
-        .expect("state builds"),
-    );
-    let bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind port 0")
-        .with_metrics(metrics_addr)
-        .await
-        .expect("bind the metrics port 0");
     let base = format!("http://{}", bound.addr);
-    let metrics_base = format!("http://{}", bound.metrics_addr.expect("metrics bound"));
+    let metrics_base = bound.metrics_addr.map(|addr| format!("http://{addr}"));
     let (tx, rx) = oneshot::channel::<()>();
     let server_state = state.clone();
     tokio::spawn(async move {
