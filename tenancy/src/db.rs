@@ -1,27 +1,23 @@
 //! The handles: [`Db`] owns the pool; [`TenantDb`] and [`TenantTxn`] are the only
 //! things that execute statements for a tenant, and every statement they execute passes
-//! the statement guard first (see `Exec`).
+//! the statement guard first (see `conn`). [`Db::open`](crate::Db::open) and
+//! [`Connected`](crate::Connected) are in `connect`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::{Stream, StreamExt};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
-    QueryResult, Statement, StreamTrait, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 
-use crate::guard::{Dialect, Guard, Scope};
-use crate::registry::Registry;
+use crate::conn::ConnRef;
+use crate::guard::{Guard, Scope};
 use crate::select::Scoped;
 use crate::write::{DeleteMany, Insert, InsertMany, UpdateMany, UpdateOne};
-use crate::{Actor, Error, Result, TenantCtx, TenantId, TenantRoot, TenantScoped, Unscoped};
+use crate::{Actor, Result, TenantCtx, TenantId, TenantRoot, TenantScoped};
 
 /// How many distinct statement texts the guard remembers its verdict for.
 const GUARD_CACHE: usize = 4096;
-
-/// Marks guard refusals inside sea-orm's error type on their way out of an execution.
-pub(crate) const REFUSED: &str = "tenancy refused the statement: ";
 
 /// Which SQL dialect a pool speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,19 +44,6 @@ pub struct Db {
     pool: Arc<Pool>,
 }
 
-/// What [`Db::open`] hands out, once, at start-up: the pool for request paths, the
-/// capability to mint tenant contexts (for the authentication edge only), and the one
-/// escape hatch for cross-tenant work.
-#[derive(Debug)]
-pub struct Connected {
-    /// The pool; request paths turn it into a [`TenantDb`] per request.
-    pub db: Db,
-    /// Mints [`TenantCtx`]s from verified credentials: give it to the auth edge only.
-    pub issuer: CtxIssuer,
-    /// The cross-tenant capability (authentication lookups, tenant creation, tools).
-    pub unscoped: Unscoped,
-}
-
 /// The capability to build a [`TenantCtx`]: made only by [`Db::open`], so code that was
 /// not handed one cannot act for a tenant of its choosing.
 #[derive(Clone, Debug)]
@@ -81,29 +64,15 @@ impl CtxIssuer {
 }
 
 impl Db {
-    /// Wraps an open driver connection (made by the `migrations` crate's `connect`, or
-    /// any other crate allowed to depend on sea-orm) and hands out the capabilities.
-    ///
-    /// Code that cannot name sea-orm — the business crates — cannot make the argument,
-    /// so it can neither open a database nor reach [`Unscoped`] or [`CtxIssuer`] this way.
-    ///
-    /// # Errors
-    /// [`Error::Refused`] for a connection that is not connected (sea-orm's default).
-    pub fn open(conn: DatabaseConnection) -> Result<Connected> {
-        if matches!(conn.inner, sea_orm::DatabaseConnectionType::Disconnected) {
-            return Err(Error::Refused("Db::open needs a connected pool".to_owned()));
-        }
-        let db = Db {
+    /// The pool over `conn`, with a fresh statement guard. Made only by
+    /// [`Db::open`](crate::Db::open), which checks first that `conn` is connected.
+    pub(crate) fn new(conn: DatabaseConnection) -> Self {
+        Db {
             pool: Arc::new(Pool {
                 conn,
                 guard: Guard::new(GUARD_CACHE),
             }),
-        };
-        Ok(Connected {
-            unscoped: Unscoped::new(db.clone()),
-            issuer: CtxIssuer::new(),
-            db,
-        })
+        }
     }
 
     /// The handle for one tenant context. Every statement it runs is scoped to
@@ -134,261 +103,29 @@ impl Db {
     }
 
     pub(crate) fn conn(&self, scope: Scope) -> ConnRef<'_> {
-        ConnRef {
-            kind: ConnKind::Pool(&self.pool.conn),
-            guard: &self.pool.guard,
-            scope,
-        }
+        ConnRef::pool(&self.pool.conn, &self.pool.guard, scope)
     }
 
+    /// `BEGIN` on PostgreSQL; `BEGIN IMMEDIATE` on SQLite.
+    ///
+    /// SQLite's default (`DEFERRED`) starts a transaction as a reader and upgrades it at
+    /// its first write. A transaction that reads before it writes (a domain write checks
+    /// its references first) then fails at once with `SQLITE_BUSY` (`SQLITE_BUSY_SNAPSHOT`
+    /// in WAL mode) when another connection wrote in between: the busy timeout cannot
+    /// help, because the snapshot it read is already stale. `IMMEDIATE` takes the write
+    /// lock at `BEGIN`, where waiting under the busy timeout is safe, so transactions are
+    /// serialized instead of failing. (SQLite has one writer anyway; readers outside a
+    /// transaction are not affected.)
     pub(crate) async fn begin_raw(&self) -> Result<DatabaseTransaction> {
-        Ok(self.pool.conn.begin().await?)
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.pool.conn.begin_with_options(options).await?)
     }
 
     pub(crate) fn guard(&self) -> &Guard {
         &self.pool.guard
-    }
-
-    pub(crate) fn raw(&self) -> &DatabaseConnection {
-        &self.pool.conn
-    }
-}
-
-/// A borrowed, guarded executor; opaque outside this crate.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug)]
-pub struct ConnRef<'a> {
-    kind: ConnKind<'a>,
-    guard: &'a Guard,
-    scope: Scope,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum ConnKind<'a> {
-    Pool(&'a DatabaseConnection),
-    Txn(&'a DatabaseTransaction),
-}
-
-impl<'a> ConnRef<'a> {
-    pub(crate) fn txn(txn: &'a DatabaseTransaction, guard: &'a Guard, scope: Scope) -> Self {
-        Self {
-            kind: ConnKind::Txn(txn),
-            guard,
-            scope,
-        }
-    }
-
-    /// The executor every statement goes through.
-    pub(crate) fn exec(self) -> Exec<'a> {
-        Exec(self)
-    }
-
-    pub(crate) fn backend(self) -> DbBackend {
-        match self.kind {
-            ConnKind::Pool(conn) => conn.get_database_backend(),
-            ConnKind::Txn(txn) => ConnectionTrait::get_database_backend(txn),
-        }
-    }
-
-    /// Checks `statement` and streams its rows; the stream borrows the pool or the
-    /// transaction, not this reference.
-    pub(crate) async fn stream(
-        self,
-        statement: Statement,
-    ) -> std::result::Result<RawStream<'a>, DbErr> {
-        Exec(self).check(&statement)?;
-        Ok(match self.kind {
-            ConnKind::Pool(conn) => StreamTrait::stream_raw(conn, statement).await?.boxed(),
-            ConnKind::Txn(txn) => StreamTrait::stream_raw(txn, statement).await?.boxed(),
-        })
-    }
-
-    /// Confirms, once per table and against the database's own catalog, that a global
-    /// entity's table is a base table without a `tenant_id` column.
-    pub(crate) async fn confirm_globals(self, tables: &[&'static str]) -> Result<()> {
-        for &table in tables {
-            if !crate::registry::unconfirmed_global(table) {
-                continue;
-            }
-            let backend = self.backend();
-            let statement = match backend {
-                DbBackend::Postgres => Statement::from_sql_and_values(
-                    backend,
-                    "SELECT c.relkind::text AS kind, EXISTS (SELECT 1 FROM pg_attribute a \
-                     WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
-                     AS tenant FROM pg_class c WHERE c.oid = to_regclass($1)",
-                    [table.into()],
-                ),
-                _ => Statement::from_sql_and_values(
-                    backend,
-                    "SELECT m.type AS kind, EXISTS (SELECT 1 FROM pragma_table_info(?) p \
-                     WHERE p.name = 'tenant_id') AS tenant FROM sqlite_master m WHERE m.name = ?",
-                    [table.into(), table.into()],
-                ),
-            };
-            // The catalog read is tenancy's own statement: it bypasses the guard.
-            let row = match self.kind {
-                ConnKind::Pool(conn) => conn.query_one_raw(statement).await?,
-                ConnKind::Txn(txn) => txn.query_one_raw(statement).await?,
-            };
-            let verdict = match row {
-                None => Err(format!("global `{table}` does not exist in the database")),
-                Some(row) => {
-                    let kind: String = row.try_get("", "kind")?;
-                    let tenant: bool = row.try_get("", "tenant")?;
-                    if !matches!(kind.as_str(), "r" | "p" | "table") {
-                        Err(format!(
-                            "global `{table}` is not a base table (kind {kind:?}): views are refused"
-                        ))
-                    } else if tenant {
-                        Err(format!(
-                            "global `{table}` has a `tenant_id` column in the database"
-                        ))
-                    } else {
-                        Ok(())
-                    }
-                }
-            };
-            crate::registry::confirm_global(table, verdict.clone());
-            verdict.map_err(Error::Refused)?;
-        }
-        Ok(())
-    }
-}
-
-/// How many statements the escape hatch ran, per set of tables touched (process-wide).
-static UNSCOPED_TABLES: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::BTreeMap<Vec<String>, u64>>,
-> = std::sync::LazyLock::new(Default::default);
-
-fn record_unscoped(tables: &[String]) {
-    let mut seen = UNSCOPED_TABLES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    *seen.entry(tables.to_vec()).or_default() += 1;
-}
-
-/// Every set of tables the escape hatch's statements touched in this process, with how
-/// many statements touched it: what an audit (or the scale-out check that request paths
-/// only use the hatch on reference tables or by `tenant_id`) reads.
-pub fn unscoped_tables() -> Vec<(Vec<String>, u64)> {
-    UNSCOPED_TABLES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .map(|(tables, count)| (tables.clone(), *count))
-        .collect()
-}
-
-/// The guarded executor: sea-orm runs every statement through `ConnectionTrait` /
-/// `StreamTrait`, so checking here sees each one before the database does.
-pub(crate) struct Exec<'a>(ConnRef<'a>);
-
-impl Exec<'_> {
-    pub(crate) fn check(&self, statement: &Statement) -> std::result::Result<(), DbErr> {
-        let conn = self.0;
-        let dialect = match statement.db_backend {
-            DbBackend::Postgres => Dialect::Postgres,
-            _ => Dialect::Sqlite,
-        };
-        let values = statement.values.as_ref().map_or(&[][..], |v| &v.0[..]);
-        match conn
-            .guard
-            .check(dialect, &statement.sql, values, conn.scope, &Registry)
-        {
-            Ok(checked) => {
-                if let Scope::Unscoped = conn.scope {
-                    tracing::debug!(target: "tenancy::unscoped", tables = ?checked.tables, "unscoped statement");
-                    record_unscoped(&checked.tables);
-                }
-                Ok(())
-            }
-            Err(refusal) => {
-                tracing::error!(
-                    target: "tenancy::guard",
-                    sql = %statement.sql,
-                    reason = %refusal,
-                    "statement refused"
-                );
-                Err(DbErr::Custom(format!("{REFUSED}{refusal}")))
-            }
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for Exec<'_> {
-    fn get_database_backend(&self) -> DbBackend {
-        self.0.backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> std::result::Result<ExecResult, DbErr> {
-        self.check(&stmt)?;
-        match self.0.kind {
-            ConnKind::Pool(conn) => conn.execute_raw(stmt).await,
-            ConnKind::Txn(txn) => txn.execute_raw(stmt).await,
-        }
-    }
-
-    async fn execute_unprepared(&self, _sql: &str) -> std::result::Result<ExecResult, DbErr> {
-        Err(DbErr::Custom(format!(
-            "{REFUSED}unprepared SQL is never executed"
-        )))
-    }
-
-    async fn query_one_raw(
-        &self,
-        stmt: Statement,
-    ) -> std::result::Result<Option<QueryResult>, DbErr> {
-        self.check(&stmt)?;
-        match self.0.kind {
-            ConnKind::Pool(conn) => conn.query_one_raw(stmt).await,
-            ConnKind::Txn(txn) => txn.query_one_raw(stmt).await,
-        }
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> std::result::Result<Vec<QueryResult>, DbErr> {
-        self.check(&stmt)?;
-        match self.0.kind {
-            ConnKind::Pool(conn) => conn.query_all_raw(stmt).await,
-            ConnKind::Txn(txn) => txn.query_all_raw(stmt).await,
-        }
-    }
-
-    fn support_returning(&self) -> bool {
-        match self.0.kind {
-            ConnKind::Pool(conn) => conn.support_returning(),
-            ConnKind::Txn(txn) => txn.support_returning(),
-        }
-    }
-}
-
-/// A boxed stream of raw rows.
-pub(crate) type RawStream<'a> =
-    Pin<Box<dyn Stream<Item = std::result::Result<QueryResult, DbErr>> + Send + 'a>>;
-
-impl StreamTrait for Exec<'_> {
-    type Stream<'b>
-        = RawStream<'b>
-    where
-        Self: 'b;
-
-    fn get_database_backend(&self) -> DbBackend {
-        self.0.backend()
-    }
-
-    fn stream_raw<'b>(
-        &'b self,
-        stmt: Statement,
-    ) -> Pin<Box<dyn Future<Output = std::result::Result<Self::Stream<'b>, DbErr>> + 'b + Send>>
-    {
-        Box::pin(async move {
-            self.check(&stmt)?;
-            Ok(match self.0.kind {
-                ConnKind::Pool(conn) => StreamTrait::stream_raw(conn, stmt).await?.boxed(),
-                ConnKind::Txn(txn) => StreamTrait::stream_raw(txn, stmt).await?.boxed(),
-            })
-        })
     }
 }
 
@@ -410,7 +147,7 @@ pub(crate) fn token() -> seal::Token {
 /// and outside a transaction.
 ///
 /// Sealed: only this crate's handles implement it.
-pub trait TenantHandle: crate::__private::Sealed + Sync {
+pub trait TenantHandle: crate::entity::Sealed + Sync {
     #[doc(hidden)]
     fn conn(&self, token: seal::Token) -> ConnRef<'_>;
 
@@ -493,7 +230,7 @@ impl TenantDb {
     }
 }
 
-impl crate::__private::Sealed for TenantDb {}
+impl crate::entity::Sealed for TenantDb {}
 impl TenantHandle for TenantDb {
     fn conn(&self, _: seal::Token) -> ConnRef<'_> {
         self.db.conn(Scope::Tenant(self.ctx.tenant().as_uuid()))
@@ -528,7 +265,7 @@ impl TenantTxn {
     }
 }
 
-impl crate::__private::Sealed for TenantTxn {}
+impl crate::entity::Sealed for TenantTxn {}
 impl TenantHandle for TenantTxn {
     fn conn(&self, _: seal::Token) -> ConnRef<'_> {
         ConnRef::txn(

@@ -20,6 +20,14 @@ pub enum Kind {
     Global,
 }
 
+/// Seals the crate's traits: implemented only by its macros and handles. A hand
+/// implementation gains nothing: every entity is re-checked by the registry
+/// before its first statement, and every statement by the guard.
+///
+/// Re-exported as `__private::Sealed`, the path the macros name.
+#[doc(hidden)]
+pub trait Sealed {}
+
 /// A table whose every row belongs to exactly one tenant, through a `tenant_id` UUID
 /// column that leads the primary key.
 ///
@@ -39,7 +47,7 @@ pub trait GlobalEntity: Joinable {}
 
 /// An entity declared through this crate: tenant-owned, tenant root or global. Only
 /// these can be read, joined or written.
-pub trait Joinable: EntityTrait + crate::__private::Sealed {
+pub trait Joinable: EntityTrait + Sealed {
     #[doc(hidden)]
     const KIND: Kind;
 }

@@ -4,6 +4,9 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 use crate::TenantId;
 
+/// Marks guard refusals inside sea-orm's error type on their way out of an execution.
+pub(crate) const REFUSED: &str = "tenancy refused the statement: ";
+
 /// A database failure, kept opaque: its text is for logs, its kind is the [`Error`]
 /// variant it came in (the driver's error types never leave this crate).
 #[derive(Debug)]
@@ -137,7 +140,7 @@ fn unavailable(error: &DbErr) -> bool {
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
         if let DbErr::Custom(message) = &error
-            && let Some(reason) = message.strip_prefix(crate::db::REFUSED)
+            && let Some(reason) = message.strip_prefix(REFUSED)
         {
             return Self::Refused(reason.to_owned());
         }

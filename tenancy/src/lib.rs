@@ -14,13 +14,16 @@
 //!   entity opts in; `registry` re-checks every declaration before its first statement.
 //! - [`ColumnExt`], [`Cond`], [`Value`], [`Order`], [`Set`] (`expr`): the typed
 //!   expression API — the only way to say which rows and what value.
-//! - [`Db`], [`Connected`], [`CtxIssuer`], [`TenantDb`], [`TenantTxn`], [`TenantHandle`]
-//!   (`db`): the pool, the capabilities handed out once by [`Db::open`], the only
-//!   executors.
+//! - [`Db`], [`CtxIssuer`], [`TenantDb`], [`TenantTxn`], [`TenantHandle`] (`db`): the
+//!   pool and the only executors. [`Db::open`] and [`Connected`] (`connect`): the
+//!   capabilities, handed out once.
 //! - [`Scoped`], [`ScopedTwo`], [`ScopedWith`], [`Keyset`], [`Page`], [`Subquery`]
 //!   (`select`): scoped reads. [`Insert`], [`InsertMany`], [`UpdateOne`], [`UpdateMany`],
 //!   [`DeleteMany`] (`write`): scoped writes.
 //! - [`Unscoped`] (`unscoped`): the one escape hatch, typed and logged.
+//! - `conn` (private): the guarded executor the handles lend their builders — the only
+//!   place statements reach the driver, each through the guard (but for its own catalog
+//!   check of global tables); [`unscoped_tables`], the escape hatch's audit.
 //! - `guard` (private): the statement guard every execution passes.
 //! - [`Error`]: the crate's one error type (no driver type in it).
 //!
@@ -103,6 +106,8 @@
 //! See `examples/microservice.rs`: an entity module, a business module that never names
 //! sea-orm, and a `main` that opens the pool and holds the capabilities.
 
+mod conn;
+mod connect;
 mod ctx;
 mod db;
 mod entity;
@@ -116,10 +121,10 @@ pub mod testing;
 mod unscoped;
 mod write;
 
+pub use conn::unscoped_tables;
+pub use connect::Connected;
 pub use ctx::{Actor, TenantCtx, TenantId};
-pub use db::{
-    Backend, Connected, CtxIssuer, Db, TenantDb, TenantHandle, TenantTxn, unscoped_tables,
-};
+pub use db::{Backend, CtxIssuer, Db, TenantDb, TenantHandle, TenantTxn};
 pub use entity::{GlobalEntity, Joinable, TenantRoot, TenantScoped};
 pub use error::{Error, Result, StorageError};
 pub use expr::{ColumnExt, Cond, Order, Value};
@@ -148,10 +153,5 @@ where
 /// depends on sea-orm (an entity crate) can resolve.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::entity::Kind;
-
-    /// Seals the crate's traits: implemented only by its macros and handles. A hand
-    /// implementation gains nothing: every entity is re-checked by the registry
-    /// before its first statement, and every statement by the guard.
-    pub trait Sealed {}
+    pub use crate::entity::{Kind, Sealed};
 }

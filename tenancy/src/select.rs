@@ -9,7 +9,7 @@ use sea_orm::{
     QueryTrait, Related, Select, SelectTwo, SelectTwoMany,
 };
 
-use crate::db::ConnRef;
+use crate::conn::ConnRef;
 use crate::entity::Kind;
 use crate::expr::{Cond, Order, Value, condition};
 use crate::{Error, Joinable, Result, TenantId};

@@ -1,8 +1,8 @@
 //! The escape hatch: cross-tenant work, named, narrow, typed and logged.
 
-use sea_orm::{ActiveModelTrait, EntityName, EntityTrait, IntoActiveModel, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityName, EntityTrait, IntoActiveModel};
 
-use crate::db::ConnRef;
+use crate::conn::ConnRef;
 use crate::guard::Scope;
 use crate::select::Scoped;
 use crate::{Actor, Db, Joinable, Result, TenantCtx, TenantId, TenantRoot, TenantTxn};
@@ -56,7 +56,7 @@ impl Unscoped {
     {
         Self::log(reason, <A::Entity as Default>::default().table_name());
         crate::registry::ensure::<A::Entity>()?;
-        let txn = self.db.raw().begin().await?;
+        let txn = self.db.begin_raw().await?;
         let row = {
             let conn = ConnRef::txn(&txn, self.db.guard(), Scope::Unscoped);
             <A::Entity as EntityTrait>::insert(root)

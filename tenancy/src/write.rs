@@ -6,7 +6,7 @@ use sea_orm::{
     PrimaryKeyToColumn, QueryFilter, QueryTrait, Value as SeaValue,
 };
 
-use crate::db::ConnRef;
+use crate::conn::ConnRef;
 use crate::expr::{Cond, Value, condition};
 use crate::registry::{column, ensure};
 use crate::select::tenant_predicate;
