@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::client::types;
 use crate::engine::{Rng, timed};
 use crate::leak::{Marked, Row, marked_name};
-use crate::scenario::{Outcome, Shared, Who};
+use crate::run_state::{Outcome, Shared, Who};
 
 impl Marked for types::Person {
     fn rows(&self, f: &mut dyn FnMut(Row<'_>)) {

@@ -15,6 +15,8 @@
 //! - `scenario`: `get`, `list`, `walk`, `sync`, `write`, `mixed`, `depth`, `limits`;
 //!   `crm`: the accounts and activities operations of `mixed`; `limits`: rate limits
 //!   under load (429s, admitted units against the quota, credential isolation);
+//!   `run_state`: what their workers share (options, tenants, ids, the leak check, the
+//!   budget) and the outcome they record; `limits_verdict`: the `limits` verdict;
 //! - `leak`: the per-row tenant check; `ledger`: sync and idempotency bookkeeping;
 //! - `stats`: HDR histograms and counters; `report`: one run as JSON + Markdown;
 //! - `minimal`: the `minimal-server` baseline (poem + tokio-postgres, no auth, no limits,
@@ -32,8 +34,10 @@ mod engine;
 mod leak;
 mod ledger;
 mod limits;
+mod limits_verdict;
 mod minimal;
 mod report;
+mod run_state;
 mod scenario;
 mod sqldepth;
 mod stats;
@@ -48,7 +52,7 @@ use clap::{Parser, Subcommand};
 
 use crate::engine::{Budget, parse_duration};
 use crate::report::RunReport;
-use crate::scenario::{Options, Scenario, Shared};
+use crate::run_state::{Options, Scenario, Shared};
 
 /// Tenantry's load and correctness tool.
 #[derive(Parser, Debug)]

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use crate::leak::LeakStats;
 use crate::ledger::{IdempotencyOutcome, SyncOutcome};
-use crate::limits::LimitsOutcome;
-use crate::scenario::{CredentialCount, WalkOutcome};
+use crate::limits_verdict::LimitsOutcome;
+use crate::run_state::{CredentialCount, WalkOutcome};
 use crate::stats::{LatencySummary, Summary};
 
 /// One run.
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_limits_run_with_a_malformed_429_fails_and_shows_its_phases() {
-        use crate::limits::{Admission, Lane, Phase};
+        use crate::limits_verdict::{Admission, Lane, Phase};
         use crate::stats::Refusals;
         let mut r = report();
         r.scenario = "limits".into();
