@@ -1,8 +1,9 @@
 //! The `tenantry` binary: the API server and its operator commands.
 //!
 //! `tenantry` (or `tenantry serve`) serves; `migrate` applies migrations; `seed` loads
-//! bulk data; `token` prints a development JWT; `openapi` prints the spec. All read
-//! their configuration from the environment (see `api::settings`).
+//! bulk data; `token` prints a development JWT; `openapi` prints the spec; `backup` and
+//! `restore` copy the SQLite database out and back. All read their configuration from the
+//! environment (see `api::settings`).
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -71,6 +72,20 @@ enum Command {
     },
     /// Print the OpenAPI document (what `openapi/openapi.json` holds).
     Openapi,
+    /// Copy the SQLite database to a new file: a consistent snapshot, taken while the
+    /// server runs (PostgreSQL: explains `pg_dump`).
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with a backup; refused while a server runs on it
+    /// (PostgreSQL: explains `pg_restore`).
+    Restore {
+        /// The backup to restore.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -109,7 +124,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = Settings::from_env().context("configuration")?;
-    init_logging(&settings, matches!(command, Command::Serve));
+    // `backup` and `restore` print one plain line and nothing else: no log lines.
+    if !matches!(command, Command::Backup { .. } | Command::Restore { .. }) {
+        init_logging(&settings, matches!(command, Command::Serve));
+    }
     match command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -132,6 +150,30 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let tenant = resolve_tenant(&settings, &tenant).await?;
             let token = token(&settings, &tenant, scopes, &ttl, kind, sub)?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Backup { to } => {
+            let backup = migrations::backup_to(settings.database_url.expose(), &to)
+                .await
+                .context("backup")?;
+            println!(
+                "backup written to {} ({} bytes)",
+                backup.path.display(),
+                backup.bytes
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let restored = migrations::restore_from(&from, settings.database_url.expose())
+                .await
+                .context("restore")?;
+            println!(
+                "restored {} into {} ({} bytes, last migration {})",
+                from.display(),
+                restored.path.display(),
+                restored.bytes,
+                restored.migration
+            );
             Ok(())
         }
         Command::Openapi => Ok(()),
@@ -163,6 +205,12 @@ fn init_logging(settings: &Settings, to_stdout: bool) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // One server per SQLite file, and no restore under it: held until `serve` returns
+    // (the OS releases it if the process dies).
+    let _lock = migrations::sqlite_path(settings.database_url.expose())
+        .map(|path| migrations::ServerLock::acquire(&path))
+        .transpose()
+        .context("locking the database file")?;
     let connected = bootstrap::open(&settings)
         .await
         .context("opening the database and applying migrations")?;
@@ -555,6 +603,8 @@ mod tests {
                 "1h",
             ],
             vec!["tenantry", "openapi"],
+            vec!["tenantry", "backup", "--to", "/tmp/tenantry-backup.db"],
+            vec!["tenantry", "restore", "--from", "/tmp/tenantry-backup.db"],
         ] {
             assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
         }

@@ -7,6 +7,9 @@
 //! - [`connect`] and [`up`]: open the pool exactly as the server runs it (SQLite in WAL
 //!   mode, `synchronous=FULL`) and apply the schema; the application hands the opened
 //!   connection to `tenancy::Db::open` and never names sea-orm itself.
+//! - [`backup_to`], [`restore_from`] and [`ServerLock`] (`backup.rs`): consistent online
+//!   backups of the SQLite database (`VACUUM INTO`), restores that refuse a running
+//!   server, and the lock a server holds on `<database file>.lock` while it runs.
 //! - [`Migrator`]: the ordered list of migrations, for `Migrator::up(&db, None)`
 //!   at startup and for the `migrations` CLI (`src/main.rs`, reads `DATABASE_URL`).
 //! - `m20261122_000001_identity`: `tenants` (global), `users`, `api_keys`.
@@ -51,12 +54,16 @@
 
 use sea_orm_migration::prelude::*;
 
+mod backup;
 mod m20261122_000001_identity;
 mod m20261122_000002_sales;
 mod m20261122_000003_idempotency;
 mod m20261122_000004_citus;
 mod pool;
 
+pub use backup::{
+    Backup, BackupError, POSTGRES_INSTRUCTIONS, Restored, ServerLock, backup_to, restore_from,
+};
 pub use m20261122_000004_citus::citus_present;
 pub use pool::{Error, PoolSettings, connect, sqlite_path, up};
 
