@@ -2,8 +2,6 @@
 //! migrations, create the demo tenant on first start, and find a tenant by its slug (for
 //! `tenantry token --tenant <slug>` and the demo banner).
 
-use std::time::Duration;
-
 use domain::identity::{self, Role, TenantCreate};
 use domain::pagination::PageRequest;
 use tenancy::{Actor, Connected, Db, TenantDb};
@@ -31,7 +29,7 @@ fn pool_settings(settings: &Settings) -> migrations::PoolSettings {
     migrations::PoolSettings {
         url: settings.database_url.expose().to_owned(),
         max_connections: settings.db_max_connections,
-        acquire_timeout: Duration::from_secs(5),
+        acquire_timeout: settings.db_acquire_timeout,
     }
 }
 

@@ -1,7 +1,6 @@
 //! HTTP conventions shared by every operation: the JSON body extractor (field-level
 //! errors), the JSON response body (serialized straight from the DTO), ETags and preconditions, `Link` headers, and idempotent creates.
 
-use std::future::Future;
 use std::time::Duration;
 
 use poem::http::StatusCode;
@@ -12,7 +11,7 @@ use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use tenancy::TenantDb;
+use tenancy::{TenantDb, TenantTxn};
 
 use crate::auth::Principal;
 use crate::problem::{FieldProblem, Problem, kind};
@@ -393,50 +392,66 @@ pub struct Idempotent<T> {
     pub replayed: bool,
 }
 
-/// Runs `create` at most once per `Idempotency-Key` (per credential): the first request
-/// runs it and stores the response; a retry with the same key and body gets the stored
-/// response; the same key with another body is a 422; a retry while the first is still
-/// running is a 409. Without a key, `create` just runs.
+/// Runs `create` at most once per `Idempotency-Key` (per credential), through
+/// [`domain::idempotency::once`]: the claim of the key, the write and the stored response
+/// commit in one transaction, and only a successful commit makes a 2xx. A retry with the
+/// same key and body gets the stored response; the same key with another body is a 422;
+/// a retry while the first is still running waits for it, then replays its response (or
+/// runs, if the first failed). Errors are not stored: a fixed request may reuse its key.
+/// Without a key, `create` runs in a transaction of its own.
+///
+/// Only creates (POST) take a key. `PATCH` with `If-Match` and `DELETE` are safe to retry
+/// by their own semantics: a replayed `PATCH` names a version that is no longer current
+/// and changes nothing (412), and a `DELETE` leaves the row deleted however often it is
+/// sent.
+///
+/// This function only parses the header, fingerprints the operation and the canonical
+/// body, and turns the DTO into the stored JSON and back.
 ///
 /// # Errors
 /// Those of `create`, and the idempotency problems above.
-pub async fn idempotent<T, F, Fut>(
+pub async fn idempotent<T>(
     db: &TenantDb,
     principal: &Principal,
     key: Option<&str>,
     operation: &str,
     canonical_body: &str,
-    create: F,
+    create: impl AsyncFnOnce(&TenantTxn) -> domain::Result<T>,
 ) -> Result<Idempotent<T>, Problem>
 where
     T: ToJSON + ParseFromJSON,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, Problem>>,
 {
-    let Some(key) = key else {
-        return create().await.map(|value| Idempotent {
-            value,
-            replayed: false,
-        });
-    };
-    if !is_valid_idempotency_key(key.as_bytes()) {
+    use domain::idempotency::{Claim, Once, Stored, once};
+    if key.is_some_and(|key| !is_valid_idempotency_key(key.as_bytes())) {
         return Err(invalid_idempotency_key());
     }
-    let hash = {
+    // The credential and the fingerprint, only when there is a key to claim.
+    let claimant = key.map(|_| {
         let digest = Sha256::digest(format!("{operation}\n{canonical_body}").as_bytes());
-        digest
+        let hash = digest
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+            .collect::<String>();
+        (principal.credential().id(), hash)
+    });
+    let claim = key
+        .zip(claimant.as_ref())
+        .map(|(key, (credential, hash))| Claim {
+            credential_id: credential,
+            key,
+            request_hash: hash,
+            ttl: IDEMPOTENCY_TTL,
+        });
+    let stored = |value: &T| Stored {
+        status: 201,
+        body: value.to_json().map(|v| v.to_string()).unwrap_or_default(),
     };
-    let credential = principal.credential().id();
-    use domain::idempotency::{Begin, abandon, begin, complete};
-    match begin(db, &credential, key, &hash, IDEMPOTENCY_TTL)
-        .await
-        .map_err(Problem::from)?
-    {
-        Begin::New => {}
-        Begin::Replay { body, .. } => {
+    match once(db, claim, create, stored).await {
+        Ok(Once::Ran(value)) => Ok(Idempotent {
+            value,
+            replayed: false,
+        }),
+        Ok(Once::Replayed(Stored { body, .. })) => {
             let json: Value = serde_json::from_str(&body).map_err(|e| {
                 crate::problem::log_internal(&e);
                 Problem::internal()
@@ -448,47 +463,12 @@ where
                 );
                 Problem::internal()
             })?;
-            return Ok(Idempotent {
-                value,
-                replayed: true,
-            });
-        }
-        Begin::Mismatch => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                kind::IDEMPOTENCY_KEY_REUSED,
-                "this Idempotency-Key was already used with a different request; use a new key",
-            ));
-        }
-        Begin::InProgress => {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                kind::IDEMPOTENCY_IN_FLIGHT,
-                "a request with this Idempotency-Key is still being processed; retry later",
-            ));
-        }
-    }
-    match create().await {
-        Ok(value) => {
-            let body = value.to_json().map(|v| v.to_string()).unwrap_or_default();
-            if let Err(e) = complete(db, &credential, key, 201, &body).await {
-                // The resource exists; failing the request now would invite a retry that
-                // creates it twice. Log, and let the key expire.
-                crate::problem::log_internal(&e);
-            }
             Ok(Idempotent {
                 value,
-                replayed: false,
+                replayed: true,
             })
         }
-        Err(problem) => {
-            // Errors are not stored: the client may fix the request and retry with the
-            // same key.
-            if let Err(e) = abandon(db, &credential, key).await {
-                crate::problem::log_internal(&e);
-            }
-            Err(problem)
-        }
+        Err(other) => Err(other.into()),
     }
 }
 

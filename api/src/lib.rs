@@ -11,10 +11,13 @@
 //!   once, at the edge.
 //! - [`cursor`]: signed, filter-bound pagination cursors.
 //! - [`http`]: the JSON body extractor, ETags, preconditions, idempotent creates.
-//! - [`middleware`]: request ids, access logs, timeouts, metrics, problem rendering,
-//!   body limit (with CORS and compression from poem).
-//! - [`limits`]: rate limits — each operation's cost, the middleware keying requests by
-//!   tenant + credential (per IP without one), the `RateLimit*` headers.
+//! - [`middleware`]: request ids, access logs, timeouts, metrics, problem rendering (with
+//!   CORS and compression from poem).
+//! - [`front`]: the front door — credential, scope and rate limit before the body is read.
+//! - [`admission`]: the body read under a deadline, then fair slots per tenant, credential
+//!   and client address.
+//! - [`limits`]: rate limits — each operation's cost, what a request was charged, the
+//!   `RateLimit*` headers.
 //! - [`v1`]: the operations and their DTOs, one module per context.
 //! - [`openapi`]: the generated spec (served at `/openapi.json`, committed as
 //!   `openapi/openapi.json`) and the docs page (`/docs`).
@@ -31,17 +34,19 @@
 //! 4. DTOs (`Object`) are separate from domain types; optional response fields are
 //!    always present and `nullable` (one convention, checked by a test).
 //! 5. Each operation declares its scope in the spec and checks the same scope.
-//! 6. Each operation declares its cost next to its handler and charges it right after its
-//!    scope check, before any work.
+//! 6. Each operation declares its cost next to its handler; the front door charges it
+//!    before the body is read, and the handler takes the charge over after its scope check.
 
 // `Problem` (~150 bytes) is the error of most internal helpers. It is built only on the
 // failure path of a request, next to a database round trip; boxing it everywhere would
 // add noise for no measurable gain. (`ApiError`, what handlers return, is boxed.)
 #![expect(clippy::result_large_err, reason = "see the comment above")]
 
+pub mod admission;
 pub mod auth;
 pub mod bootstrap;
 pub mod cursor;
+pub mod front;
 pub mod http;
 pub mod limits;
 pub mod metrics;

@@ -9,30 +9,25 @@
 //!    URI (414) and of the header fields (431), and the `Idempotency-Key` format (400).
 //! 4. [`Methods`]: `OPTIONS` answered with the route's `Allow` (204), and `Allow` on
 //!    every 405.
-//! 5. [`Admission`]: overload protection — at most `max_in_flight` requests run at once,
-//!    at most `max_queued` more wait (each at most `queue_timeout`), and the rest are shed
-//!    at once with 503 + `Retry-After`, so the server never queues without bound. The
-//!    probes and `/metrics` are never shed.
-//! 6. [`Problems`]: the request timeout, and every error rendered as problem+json —
+//! 5. [`Problems`]: the request timeout, and every error rendered as problem+json —
 //!    *inside* CORS, so browsers can read error bodies.
-//! 7. [`crate::limits::RateLimit`]: on `/v1`, verifies the credential once, keys the rate
-//!    limits by tenant + credential (client IP without one) and writes the `RateLimit*`
-//!    headers — inside the timeout, outside compression, so every answer gets them.
-//! 8. Compression (poem's; gzip and brotli, request and response).
-//! 9. [`BodyLimit`]: caps the (decompressed) request body.
+//! 6. [`crate::front::FrontDoor`]: on `/v1`, the credential, the scope and the rate limit,
+//!    before the body is read; the `RateLimit*` headers on the way out.
+//! 7. Compression (poem's; gzip and brotli, request and response).
+//! 8. [`crate::admission::Admission`]: the body, read under a deadline and a size cap
+//!    (after decompression), then a slot, handed out fairly, held while the request is
+//!    served.
 //!
 //! Layers inside CORS answer with rendered problem responses (never `Err`), so that CORS
 //! adds its headers to them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OperationId;
 use tenancy::TenantId;
-use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::metrics::Metrics;
@@ -278,15 +273,47 @@ impl<E: Endpoint> Endpoint for RequestHeadEndpoint<E> {
 /// The methods each route answers (see the module docs): `OPTIONS` on a route is a 204
 /// with its `Allow`, and every 405 carries it. poem's router knows neither.
 #[derive(Clone, Debug, Default)]
-pub struct Methods(Arc<Vec<(Vec<Segment>, HeaderValue)>>);
+pub struct Methods(Arc<Vec<(RouteTemplate, HeaderValue)>>);
+
+/// A route template as the spec writes it (`/v1/people/{id}`), for matching paths.
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(Vec<Segment>);
 
 /// One segment of a route template.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Segment {
     /// Matches itself.
     Literal(String),
     /// `{name}`: matches any non-empty segment.
     Param,
+}
+
+impl RouteTemplate {
+    /// The template `template`.
+    pub fn new(template: &str) -> Self {
+        Self(
+            template
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') && segment.ends_with('}') {
+                        Segment::Param
+                    } else {
+                        Segment::Literal(segment.to_owned())
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `path` matches the template.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = path.split('/');
+        self.0.iter().all(|segment| match (segment, parts.next()) {
+            (Segment::Literal(literal), Some(part)) => literal == part,
+            (Segment::Param, Some(part)) => !part.is_empty(),
+            (_, None) => false,
+        }) && parts.next().is_none()
+    }
 }
 
 impl Methods {
@@ -316,19 +343,9 @@ impl Methods {
                     .map(Method::as_str)
                     .collect::<Vec<_>>()
                     .join(", ");
-                let segments = template
-                    .split('/')
-                    .map(|segment| {
-                        if segment.starts_with('{') && segment.ends_with('}') {
-                            Segment::Param
-                        } else {
-                            Segment::Literal(segment.to_owned())
-                        }
-                    })
-                    .collect();
                 let allow = HeaderValue::from_str(&allow)
                     .unwrap_or_else(|_| HeaderValue::from_static("OPTIONS"));
-                (segments, allow)
+                (RouteTemplate::new(template), allow)
             })
             .collect();
         Self(Arc::new(table))
@@ -336,18 +353,9 @@ impl Methods {
 
     /// The `Allow` value of the route `path` matches, if any.
     fn allow(&self, path: &str) -> Option<&HeaderValue> {
-        self.0.iter().find_map(|(segments, allow)| {
-            let mut parts = path.split('/');
-            let matched = segments
-                .iter()
-                .all(|segment| match (segment, parts.next()) {
-                    (Segment::Literal(literal), Some(part)) => literal == part,
-                    (Segment::Param, Some(part)) => !part.is_empty(),
-                    (_, None) => false,
-                })
-                && parts.next().is_none();
-            matched.then_some(allow)
-        })
+        self.0
+            .iter()
+            .find_map(|(template, allow)| template.matches(path).then_some(allow))
     }
 }
 
@@ -436,309 +444,9 @@ impl<E: Endpoint> Endpoint for ProblemsEndpoint<E> {
     }
 }
 
-/// Overload protection (see the module docs): a bounded number of requests run, a
-/// bounded number wait for a bounded time, the rest are shed with 503 + `Retry-After`.
-///
-/// Shedding early is cheaper than queuing: a request refused here costs no credential
-/// check, no rate-limit call and no database connection, and the client learns at once
-/// that it should back off instead of timing out after many seconds.
-#[derive(Clone, Debug)]
-pub struct Admission(Arc<AdmissionInner>);
-
-#[derive(Debug)]
-struct AdmissionInner {
-    running: Semaphore,
-    waiting: AtomicUsize,
-    max_queued: usize,
-    queue_timeout: Duration,
-    metrics: Metrics,
-}
-
-/// The limits of [`Admission`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdmissionLimits {
-    /// Requests served at once (at least 1).
-    pub max_in_flight: usize,
-    /// Requests that may wait for a slot; more are shed at once.
-    pub max_queued: usize,
-    /// How long a request may wait for a slot before it is shed.
-    pub queue_timeout: Duration,
-}
-
-impl Admission {
-    /// Admission control with `limits`; sheds are counted in `metrics`.
-    pub fn new(limits: AdmissionLimits, metrics: Metrics) -> Self {
-        Self(Arc::new(AdmissionInner {
-            running: Semaphore::new(limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS)),
-            waiting: AtomicUsize::new(0),
-            max_queued: limits.max_queued,
-            queue_timeout: limits.queue_timeout,
-            metrics,
-        }))
-    }
-
-    /// Waits for a slot; `None` when the request must be shed.
-    async fn admit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let inner = &*self.0;
-        if let Ok(permit) = inner.running.try_acquire() {
-            return Some(permit);
-        }
-        // Take a place in the queue, if one is left; the guard gives it back however the
-        // wait ends (admitted, timed out, or the client went away and the future dropped).
-        let queued = inner
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < inner.max_queued).then_some(n + 1)
-            })
-            .is_ok();
-        if !queued {
-            return None;
-        }
-        struct Place<'a>(&'a AtomicUsize);
-        impl Drop for Place<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _place = Place(&inner.waiting);
-        match tokio::time::timeout(inner.queue_timeout, inner.running.acquire()).await {
-            Ok(Ok(permit)) => Some(permit),
-            // Timed out (or the semaphore closed, which never happens): shed.
-            Ok(Err(_)) | Err(_) => None,
-        }
-    }
-}
-
-/// Paths that are never shed: a liveness probe failing under load would get a busy
-/// instance restarted, which only adds to the overload.
-fn never_shed(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
-}
-
-impl<E: Endpoint> Middleware<E> for Admission {
-    type Output = AdmissionEndpoint<E>;
-
-    fn transform(&self, inner: E) -> Self::Output {
-        AdmissionEndpoint {
-            inner,
-            admission: self.clone(),
-        }
-    }
-}
-
-/// The [`Admission`] endpoint.
-pub struct AdmissionEndpoint<E> {
-    inner: E,
-    admission: Admission,
-}
-
-impl<E: Endpoint> Endpoint for AdmissionEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> Result<Self::Output> {
-        if never_shed(req.uri().path()) {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
-        }
-        let Some(_slot) = self.admission.admit().await else {
-            self.admission.0.metrics.shed();
-            tracing::warn!("overloaded: request shed");
-            return Ok(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                kind::UNAVAILABLE,
-                "the server is overloaded; retry after Retry-After seconds",
-            )
-            .into_response_for(&problem_context(&req)));
-        };
-        self.inner.call(req).await.map(IntoResponse::into_response)
-    }
-}
-
-/// Caps the request body at `max` bytes: 413 when `Content-Length` says more, or when
-/// a chunked or compressed body turns out longer. Bodies are buffered (JSON only).
-#[derive(Clone, Copy, Debug)]
-pub struct BodyLimit {
-    /// The cap in bytes.
-    pub max: usize,
-}
-
-impl<E: Endpoint> Middleware<E> for BodyLimit {
-    type Output = BodyLimitEndpoint<E>;
-
-    fn transform(&self, inner: E) -> Self::Output {
-        BodyLimitEndpoint {
-            inner,
-            max: self.max,
-        }
-    }
-}
-
-/// The [`BodyLimit`] endpoint.
-pub struct BodyLimitEndpoint<E> {
-    inner: E,
-    max: usize,
-}
-
-impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
-    type Output = E::Output;
-
-    async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        let declared = req
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.max as u64) {
-            return Err(problem::too_large().into());
-        }
-        let body = req.take_body();
-        if !body.is_empty() {
-            let bytes = body.into_bytes_limit(self.max).await?;
-            req.set_body(Body::from_bytes(bytes));
-        }
-        self.inner.call(req).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use poem::EndpointExt as _;
-    use std::sync::Mutex;
-    use tokio::sync::{mpsc, oneshot};
-
-    /// An endpoint that reports each request it starts and answers only when released.
-    #[derive(Clone)]
-    struct Gate {
-        entered: mpsc::UnboundedSender<()>,
-        releases: Arc<Mutex<Vec<oneshot::Receiver<()>>>>,
-    }
-
-    impl Endpoint for Gate {
-        type Output = Response;
-
-        async fn call(&self, _req: Request) -> Result<Response> {
-            let release = self.releases.lock().unwrap().pop();
-            let _ = self.entered.send(());
-            if let Some(release) = release {
-                let _ = release.await;
-            }
-            Ok(Response::builder().status(StatusCode::OK).finish())
-        }
-    }
-
-    /// An [`Admission`]-wrapped [`Gate`]: `gates` requests block until their sender fires.
-    fn gated(
-        limits: AdmissionLimits,
-        gates: usize,
-    ) -> (
-        Arc<impl Endpoint<Output = Response>>,
-        Admission,
-        mpsc::UnboundedReceiver<()>,
-        Vec<oneshot::Sender<()>>,
-    ) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..gates).map(|_| oneshot::channel()).unzip();
-        let gate = Gate {
-            entered: tx,
-            releases: Arc::new(Mutex::new(receivers)),
-        };
-        let admission = Admission::new(limits, Metrics::new().unwrap());
-        let ep = Arc::new(gate.with(admission.clone()));
-        (ep, admission, rx, senders)
-    }
-
-    fn get(path: &str) -> Request {
-        Request::builder().uri(path.parse().unwrap()).finish()
-    }
-
-    async fn queued_until(admission: &Admission, n: usize) {
-        while admission.0.waiting.load(Ordering::Acquire) != n {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    #[tokio::test]
-    async fn sheds_past_the_queue_and_serves_the_queued_once_a_slot_frees() {
-        let limits = AdmissionLimits {
-            max_in_flight: 1,
-            max_queued: 1,
-            queue_timeout: Duration::from_secs(3600),
-        };
-        let (ep, admission, mut entered, mut release) = gated(limits, 1);
-        let first = tokio::spawn({
-            let ep = ep.clone();
-            async move { ep.call(get("/v1/people")).await }
-        });
-        entered.recv().await.unwrap();
-        let second = tokio::spawn({
-            let ep = ep.clone();
-            async move { ep.call(get("/v1/people")).await }
-        });
-        queued_until(&admission, 1).await;
-
-        // Slot taken, queue full: shed at once, as a problem with Retry-After.
-        let shed = ep.call(get("/v1/people")).await.unwrap();
-        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(shed.headers()["retry-after"], "1");
-        assert_eq!(shed.headers()["content-type"], problem::PROBLEM_JSON);
-        let body = shed.into_body().into_string().await.unwrap();
-        assert!(body.contains("overloaded"), "{body}");
-        // The probes are never shed.
-        let probe = ep.call(get("/healthz")).await.unwrap();
-        assert_eq!(probe.status(), StatusCode::OK);
-        entered.recv().await.unwrap(); // the probe ran
-
-        // The first finishes; the queued one gets its slot and is served.
-        release.pop().unwrap().send(()).unwrap();
-        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
-        assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
-        assert_eq!(admission.0.waiting.load(Ordering::Acquire), 0);
-        assert_eq!(admission.0.running.available_permits(), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_queued_request_is_shed_after_the_queue_timeout() {
-        let limits = AdmissionLimits {
-            max_in_flight: 1,
-            max_queued: 4,
-            queue_timeout: Duration::from_millis(250),
-        };
-        let (ep, admission, mut entered, _release) = gated(limits, 1);
-        let _first = tokio::spawn({
-            let ep = ep.clone();
-            async move { ep.call(get("/v1/people")).await }
-        });
-        entered.recv().await.unwrap();
-        // Paused time jumps ahead to the timeout once every task is idle.
-        let waited = tokio::time::Instant::now();
-        let resp = ep.call(get("/v1/people")).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(waited.elapsed() >= Duration::from_millis(250));
-        assert_eq!(admission.0.waiting.load(Ordering::Acquire), 0);
-    }
-
-    #[tokio::test]
-    async fn a_client_that_gives_up_while_queued_frees_its_place() {
-        let limits = AdmissionLimits {
-            max_in_flight: 1,
-            max_queued: 1,
-            queue_timeout: Duration::from_secs(3600),
-        };
-        let (ep, admission, mut entered, _release) = gated(limits, 1);
-        let _first = tokio::spawn({
-            let ep = ep.clone();
-            async move { ep.call(get("/v1/people")).await }
-        });
-        entered.recv().await.unwrap();
-        let queued = tokio::spawn({
-            let ep = ep.clone();
-            async move { ep.call(get("/v1/people")).await }
-        });
-        queued_until(&admission, 1).await;
-        queued.abort();
-        let _ = queued.await;
-        assert_eq!(admission.0.waiting.load(Ordering::Acquire), 0);
-    }
 
     #[test]
     fn only_plain_short_request_ids_are_echoed() {

@@ -41,7 +41,10 @@ change in order, deleted items included (with `deleted_at`), and always returns 
 /// The poem-openapi service for `api`.
 pub fn service(api: v1::Api) -> OpenApiService<v1::Api, ()> {
     OpenApiService::new(api, "Tenantry API", API_VERSION)
-        .description(format!("{DESCRIPTION}\n\n{}", limits::docs_markdown()))
+        .description(format!(
+            "{DESCRIPTION}\n\n{}",
+            limits::docs_markdown(v1::OPERATIONS)
+        ))
         .license(LicenseObject::new("MIT").url("https://opensource.org/licenses/MIT"))
         .server(ServerObject::new("/").description("This server"))
 }
@@ -185,7 +188,8 @@ fn add_rate_limits(operation: &mut serde_json::Map<String, Value>) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    for (name, value) in limits::spec_extensions(&id) {
+    let extensions = v1::operation(&id).map(limits::Operation::spec_extensions);
+    for (name, value) in extensions.unwrap_or_default() {
         operation.insert(name.to_owned(), value);
     }
     let Some(responses) = operation

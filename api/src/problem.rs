@@ -46,12 +46,12 @@ pub mod kind {
     pub const METHOD_NOT_ALLOWED: &str = "https://tenantry.dev/problems/method-not-allowed";
     /// 409: the write would duplicate a unique value.
     pub const CONFLICT: &str = "https://tenantry.dev/problems/conflict";
-    /// 409: a request with the same `Idempotency-Key` is still being processed.
-    pub const IDEMPOTENCY_IN_FLIGHT: &str = "https://tenantry.dev/problems/idempotency-in-flight";
     /// 412: `If-Match` names a version that is no longer current.
     pub const PRECONDITION_FAILED: &str = "https://tenantry.dev/problems/precondition-failed";
     /// 413: the body is larger than the limit.
     pub const PAYLOAD_TOO_LARGE: &str = "https://tenantry.dev/problems/payload-too-large";
+    /// 408: the request body came too slowly.
+    pub const BODY_TIMEOUT: &str = "https://tenantry.dev/problems/body-timeout";
     /// 414: the request target (path and query) is longer than the server accepts.
     pub const URI_TOO_LONG: &str = "https://tenantry.dev/problems/uri-too-long";
     /// 431: the request's header fields together are larger than the server accepts.
@@ -283,9 +283,9 @@ fn title_of(kind: &str, status: StatusCode) -> &'static str {
         kind::NOT_FOUND => "Not found",
         kind::METHOD_NOT_ALLOWED => "Method not allowed",
         kind::CONFLICT => "Conflict",
-        kind::IDEMPOTENCY_IN_FLIGHT => "Idempotent request in flight",
         kind::PRECONDITION_FAILED => "Precondition failed",
         kind::PAYLOAD_TOO_LARGE => "Payload too large",
+        kind::BODY_TIMEOUT => "Request body too slow",
         kind::URI_TOO_LONG => "URI too long",
         kind::HEADERS_TOO_LARGE => "Request headers too large",
         kind::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
@@ -346,10 +346,7 @@ const BAD_REQUEST: (u16, &str) = (400, "Invalid parameter, malformed JSON or inv
 const UNAUTHORIZED: (u16, &str) = (401, "Missing or invalid credential.");
 const FORBIDDEN: (u16, &str) = (403, "The credential lacks the required scope.");
 const NOT_FOUND: (u16, &str) = (404, "No such resource in your tenant.");
-const CONFLICT: (u16, &str) = (
-    409,
-    "A unique value is taken, or the same Idempotency-Key is in flight.",
-);
+const CONFLICT: (u16, &str) = (409, "A unique value is taken.");
 const PRECONDITION: (u16, &str) = (412, "If-Match does not match the current ETag.");
 const TOO_LARGE: (u16, &str) = (413, "The body is larger than the limit.");
 const MEDIA_TYPE: (u16, &str) = (415, "The body is not application/json.");
@@ -557,6 +554,11 @@ impl From<domain::Error> for Problem {
                     .into_iter()
                     .map(|e| FieldProblem::new(e.field, e.code, e.message))
                     .collect(),
+            ),
+            E::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                kind::IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was already used with a different request; use a new key",
             ),
             unavailable @ (E::Unavailable(_) | E::Contention { .. }) => {
                 log_internal(&unavailable);

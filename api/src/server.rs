@@ -14,10 +14,9 @@ use poem::{Endpoint, EndpointExt as _, IntoResponse, Response, Route, Server, ge
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::limits::RateLimit;
-use crate::middleware::{
-    Admission, BodyLimit, Edge, MAX_HEADER_BYTES, Methods, Problems, REQUEST_ID, RequestHead,
-};
+use crate::admission::Admission;
+use crate::front::FrontDoor;
+use crate::middleware::{Edge, MAX_HEADER_BYTES, Methods, Problems, REQUEST_ID, RequestHead};
 use crate::openapi;
 use crate::problem::{Problem, kind};
 use crate::state::AppState;
@@ -66,20 +65,20 @@ fn app_with(state: Arc<AppState>, public_metrics: bool) -> impl Endpoint<Output 
     };
 
     let origins = settings.cors_origins.clone();
+    let front = FrontDoor::new(state.clone(), &document, crate::v1::OPERATIONS);
     route
         .data(state.auth.clone())
         .data(state.clone())
-        .with(BodyLimit {
-            max: settings.body_limit_bytes,
-        })
+        .with(Admission::new(
+            settings.admission,
+            settings.body,
+            state.metrics.clone(),
+        ))
         .with(Compression::new().algorithms([CompressionAlgo::GZIP, CompressionAlgo::BR]))
-        .with(RateLimit {
-            state: state.clone(),
-        })
+        .with(front)
         .with(Problems {
             timeout: settings.request_timeout,
         })
-        .with(Admission::new(settings.admission, state.metrics.clone()))
         .with(methods)
         .with(RequestHead)
         .with_if(!origins.is_empty(), cors(&origins))
@@ -168,14 +167,24 @@ fn healthz() -> Response {
         .body(r#"{"status":"ok"}"#)
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers, within `TENANTRY_DB_ACQUIRE_TIMEOUT_MS`.
 #[handler]
 async fn readyz(state: Data<&Arc<AppState>>) -> Response {
-    match state.db.ping().await {
-        Ok(()) => Response::builder()
+    let ping = tokio::time::timeout(state.settings.db_acquire_timeout, state.db.ping()).await;
+    match ping {
+        Ok(Ok(())) => Response::builder()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#),
-        Err(e) => {
+        Err(_elapsed) => {
+            tracing::warn!("readiness: the database did not answer in time");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                kind::UNAVAILABLE,
+                "the database did not answer in time",
+            )
+            .into_response()
+        }
+        Ok(Err(e)) => {
             crate::problem::log_internal(&e);
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,

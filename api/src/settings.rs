@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipnet::IpNet;
 use rand::RngCore as _;
 
-use crate::middleware::AdmissionLimits;
+use crate::admission::{AdmissionLimits, BodyLimits};
 
 /// A secret value: never printed by `Debug` or `Display`, only read through
 /// [`Secret::expose`], so a settings dump in a log line cannot leak it.
@@ -85,6 +85,11 @@ pub struct Settings {
     /// `TENANTRY_DB_MAX_CONNECTIONS`: the fixed pool size. Default 10 (PostgreSQL) or 4
     /// (SQLite, where writers queue on one lock anyway).
     pub db_max_connections: u32,
+    /// `TENANTRY_DB_ACQUIRE_TIMEOUT_MS`: how long a request waits for a database connection
+    /// (including opening one) before it fails as unavailable (503 + `Retry-After`); also
+    /// the bound of `/readyz`'s check. Default 1000: with the database down, requests and
+    /// probes fail within about a second instead of piling up.
+    pub db_acquire_timeout: Duration,
     /// `TENANTRY_DATA_DIR`: where the embedded mode keeps its files (the SQLite database
     /// and, in development, the generated secrets). Default `./data`.
     pub data_dir: PathBuf,
@@ -104,17 +109,23 @@ pub struct Settings {
     /// browser, e.g. `https://app.example.com,chrome-extension://abcdefghijklmnop`. Empty
     /// (the default) allows none.
     pub cors_origins: Vec<String>,
-    /// `TENANTRY_BODY_LIMIT_BYTES`: the largest request body accepted (after
-    /// decompression); larger gets 413. Default 1 MiB.
-    pub body_limit_bytes: usize,
+    /// The request body (see [`crate::admission`]): `TENANTRY_BODY_LIMIT_BYTES`, the
+    /// largest accepted after decompression (default 1 MiB; larger gets 413);
+    /// `TENANTRY_BODY_TIMEOUT_MS`, the whole body's deadline (default 20000);
+    /// `TENANTRY_BODY_MIN_RATE`, bytes per second it must keep up with (default 1024),
+    /// falling at most `TENANTRY_BODY_GRACE_MS` behind (default 5000); slower gets 408.
+    pub body: BodyLimits,
     /// `TENANTRY_REQUEST_TIMEOUT_MS`: how long one request may take before it is abandoned
     /// with 503. Default 30000.
     pub request_timeout: Duration,
-    /// Overload protection (see [`crate::middleware::Admission`]):
+    /// Overload protection and fair shares (see [`crate::admission`]):
     /// `TENANTRY_MAX_IN_FLIGHT` requests served at once (default 64),
     /// `TENANTRY_MAX_QUEUED` more waiting for a slot (default 512), each at most
     /// `TENANTRY_QUEUE_TIMEOUT_MS` (default 1000); beyond that requests are shed at once
-    /// with 503 + `Retry-After`.
+    /// with 503 + `Retry-After`. Running + queued requests per tenant
+    /// (`TENANTRY_MAX_IN_FLIGHT_PER_TENANT`, default half the slots), per credential
+    /// (`…_PER_CREDENTIAL`, a quarter), for all anonymous traffic (`…_ANONYMOUS`, an
+    /// eighth) and per anonymous client address (`…_PER_ADDRESS`, a sixteenth).
     pub admission: AdmissionLimits,
     /// `TENANTRY_SYNC_SAFETY_WINDOW_MS`: in sync mode (`sort=updated_at`), rows changed less
     /// than this long ago are held back, so a transaction that committed late with an
@@ -365,6 +376,11 @@ impl Settings {
                 "TENANTRY_DB_MAX_CONNECTIONS",
                 if is_sqlite { 4 } else { 10 },
             )?,
+            db_acquire_timeout: Duration::from_millis(parse(
+                &lookup,
+                "TENANTRY_DB_ACQUIRE_TIMEOUT_MS",
+                1_000,
+            )?),
             data_dir,
             jwt_secret,
             jwt_issuer: lookup("TENANTRY_JWT_ISSUER").unwrap_or_else(|| "tenantry".to_owned()),
@@ -372,20 +388,51 @@ impl Settings {
                 .unwrap_or_else(|| "tenantry-api".to_owned()),
             secret_key,
             cors_origins,
-            body_limit_bytes: parse(&lookup, "TENANTRY_BODY_LIMIT_BYTES", 1024 * 1024)?,
+            body: BodyLimits {
+                max_bytes: parse(&lookup, "TENANTRY_BODY_LIMIT_BYTES", 1024 * 1024)?,
+                timeout: Duration::from_millis(parse(&lookup, "TENANTRY_BODY_TIMEOUT_MS", 20_000)?),
+                min_rate: parse(&lookup, "TENANTRY_BODY_MIN_RATE", 1024)?,
+                grace: Duration::from_millis(parse(&lookup, "TENANTRY_BODY_GRACE_MS", 5_000)?),
+            },
             request_timeout: Duration::from_millis(parse(
                 &lookup,
                 "TENANTRY_REQUEST_TIMEOUT_MS",
                 30_000,
             )?),
-            admission: AdmissionLimits {
-                max_in_flight: parse(&lookup, "TENANTRY_MAX_IN_FLIGHT", 64_usize)?.max(1),
-                max_queued: parse(&lookup, "TENANTRY_MAX_QUEUED", 512)?,
-                queue_timeout: Duration::from_millis(parse(
-                    &lookup,
-                    "TENANTRY_QUEUE_TIMEOUT_MS",
-                    1_000,
-                )?),
+            admission: {
+                let max_in_flight = parse(&lookup, "TENANTRY_MAX_IN_FLIGHT", 64_usize)?.max(1);
+                let defaults = AdmissionLimits::with_default_shares(
+                    max_in_flight,
+                    parse(&lookup, "TENANTRY_MAX_QUEUED", 512)?,
+                    Duration::from_millis(parse(&lookup, "TENANTRY_QUEUE_TIMEOUT_MS", 1_000)?),
+                );
+                AdmissionLimits {
+                    per_tenant: parse(
+                        &lookup,
+                        "TENANTRY_MAX_IN_FLIGHT_PER_TENANT",
+                        defaults.per_tenant,
+                    )?
+                    .max(1),
+                    per_credential: parse(
+                        &lookup,
+                        "TENANTRY_MAX_IN_FLIGHT_PER_CREDENTIAL",
+                        defaults.per_credential,
+                    )?
+                    .max(1),
+                    anonymous: parse(
+                        &lookup,
+                        "TENANTRY_MAX_IN_FLIGHT_ANONYMOUS",
+                        defaults.anonymous,
+                    )?
+                    .max(1),
+                    per_address: parse(
+                        &lookup,
+                        "TENANTRY_MAX_IN_FLIGHT_PER_ADDRESS",
+                        defaults.per_address,
+                    )?
+                    .max(1),
+                    ..defaults
+                }
             },
             sync_safety_window: Duration::from_millis(parse(
                 &lookup,
@@ -414,19 +461,21 @@ impl Settings {
             metrics_bind: None,
             database_url: Secret::new(database_url),
             db_max_connections: 4,
+            db_acquire_timeout: Duration::from_secs(1),
             data_dir: std::env::temp_dir(),
             jwt_secret: Secret::new("test-jwt-secret-test-jwt-secret-test-jwt-secret"),
             jwt_issuer: "tenantry".to_owned(),
             jwt_audience: "tenantry-api".to_owned(),
             secret_key: Secret::new("test-secret-key-test-secret-key-test-secret-key"),
             cors_origins: vec!["chrome-extension://abcdefghijklmnopabcdefghijklmnop".to_owned()],
-            body_limit_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(30),
-            admission: AdmissionLimits {
-                max_in_flight: 64,
-                max_queued: 512,
-                queue_timeout: Duration::from_secs(1),
+            body: BodyLimits {
+                max_bytes: 64 * 1024,
+                timeout: Duration::from_secs(20),
+                min_rate: 1024,
+                grace: Duration::from_secs(5),
             },
+            request_timeout: Duration::from_secs(30),
+            admission: AdmissionLimits::with_default_shares(64, 512, Duration::from_secs(1)),
             sync_safety_window: Duration::ZERO,
             api_key_cache_ttl: Duration::from_secs(30),
             demo: false,

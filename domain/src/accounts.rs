@@ -6,6 +6,7 @@ use tenancy::TenantHandle;
 use tenancy::{ColumnExt, NotSet, Set};
 use uuid::Uuid;
 
+use crate::Writer;
 use crate::entity::{account, user};
 use crate::error::{Error, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest};
@@ -102,7 +103,7 @@ pub struct AccountFilter {
 /// # Errors
 /// `Validation` for invalid fields; `NotFound { field: "owner_id" }` when the owner is
 /// not a live user of this tenant. Nothing is written in either case.
-pub async fn create(db: &impl TenantHandle, input: AccountCreate) -> Result<Account> {
+pub async fn create(db: &impl Writer, input: AccountCreate) -> Result<Account> {
     let mut check = Check::default();
     let name = check.field("name", Name::parse(&input.name));
     let domain = check.field(
@@ -118,24 +119,27 @@ pub async fn create(db: &impl TenantHandle, input: AccountCreate) -> Result<Acco
     let (Some(name), Some(domain), Some(custom_fields)) = (name, domain, custom_fields) else {
         return Err(check.fail());
     };
-    store::referenced_opt::<user::Entity>(db, input.owner_id, "owner_id").await?;
-    let now = time::now();
-    let model = db
-        .insert(account::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set(name.into_inner()),
-            domain: Set(domain.map(DomainName::into_inner)),
-            owner_id: Set(input.owner_id),
-            custom_fields: Set(custom_fields.into_value()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            deleted_at: Set(None),
-            ..Default::default()
-        })
-        .exec()
-        .await?;
-    Ok(Account::from_model(model))
+    db.write(async |db| {
+        store::referenced_opt::<user::Entity>(db, input.owner_id, "owner_id").await?;
+        let now = time::now();
+        let model = db
+            .insert(account::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                name: Set(name.into_inner()),
+                domain: Set(domain.map(DomainName::into_inner)),
+                owner_id: Set(input.owner_id),
+                custom_fields: Set(custom_fields.into_value()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                version: Set(1),
+                deleted_at: Set(None),
+                ..Default::default()
+            })
+            .exec()
+            .await?;
+        Ok(Account::from_model(model))
+    })
+    .await
 }
 
 /// The live account `id`.
@@ -156,7 +160,7 @@ pub async fn get(db: &impl TenantHandle, id: Uuid) -> Result<Account> {
 /// `field: "owner_id"` for the owner; `VersionMismatch { current }` when the account
 /// changed since `expected_version`.
 pub async fn update(
-    db: &impl TenantHandle,
+    db: &impl Writer,
     id: Uuid,
     expected_version: Option<i64>,
     patch: AccountPatch,
@@ -184,35 +188,38 @@ pub async fn update(
         return Err(check.fail());
     };
     check.finish()?;
-    if patch.is_empty() {
-        return store::unchanged::<account::Entity>(db, id, expected_version)
-            .await
-            .map(Account::from_model);
-    }
-    if let Some(owner) = patch.owner_id.flatten() {
-        store::referenced::<user::Entity>(db, owner, "owner_id").await?;
-    }
-    let model = store::update::<account::Entity>(db, id, expected_version, |current, _| {
-        let custom_fields = match &patch.custom_fields {
-            Some(merge) => {
-                let merged = CustomFields::stored(&current.custom_fields)
-                    .merge(merge.clone())
-                    .map_err(|e| Error::Validation(vec![e.at("custom_fields")]))?;
-                Set(merged.into_value())
-            }
-            None => NotSet,
-        };
-        let model = account::ActiveModel {
-            name: store::patched(name.clone().map(Name::into_inner)),
-            domain: store::patched(domain.clone().map(|d| d.map(DomainName::into_inner))),
-            owner_id: store::patched(patch.owner_id),
-            custom_fields,
-            ..Default::default()
-        };
-        Ok((model, Vec::new()))
+    db.write(async |db| {
+        if patch.is_empty() {
+            return store::unchanged::<account::Entity>(db, id, expected_version)
+                .await
+                .map(Account::from_model);
+        }
+        if let Some(owner) = patch.owner_id.flatten() {
+            store::referenced::<user::Entity>(db, owner, "owner_id").await?;
+        }
+        let model = store::update::<account::Entity>(db, id, expected_version, |current, _| {
+            let custom_fields = match &patch.custom_fields {
+                Some(merge) => {
+                    let merged = CustomFields::stored(&current.custom_fields)
+                        .merge(merge.clone())
+                        .map_err(|e| Error::Validation(vec![e.at("custom_fields")]))?;
+                    Set(merged.into_value())
+                }
+                None => NotSet,
+            };
+            let model = account::ActiveModel {
+                name: store::patched(name.clone().map(Name::into_inner)),
+                domain: store::patched(domain.clone().map(|d| d.map(DomainName::into_inner))),
+                owner_id: store::patched(patch.owner_id),
+                custom_fields,
+                ..Default::default()
+            };
+            Ok((model, Vec::new()))
+        })
+        .await?;
+        Ok(Account::from_model(model))
     })
-    .await?;
-    Ok(Account::from_model(model))
+    .await
 }
 
 /// Soft-deletes the live account `id` (at `expected_version`, when given) and returns
@@ -221,14 +228,13 @@ pub async fn update(
 ///
 /// # Errors
 /// `NotFound` (also when already deleted); `VersionMismatch`.
-pub async fn delete(
-    db: &impl TenantHandle,
-    id: Uuid,
-    expected_version: Option<i64>,
-) -> Result<Account> {
-    store::soft_delete::<account::Entity>(db, id, expected_version)
-        .await
-        .map(Account::from_model)
+pub async fn delete(db: &impl Writer, id: Uuid, expected_version: Option<i64>) -> Result<Account> {
+    db.write(async |db| {
+        store::soft_delete::<account::Entity>(db, id, expected_version)
+            .await
+            .map(Account::from_model)
+    })
+    .await
 }
 
 fn filtered<'a>(

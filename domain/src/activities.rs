@@ -4,6 +4,7 @@ use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use tenancy::{ColumnExt, Keyset, Scoped, Set, TenantHandle};
 use uuid::Uuid;
 
+use crate::Writer;
 use crate::entity::{activity, person, user};
 use crate::error::{Error, FieldError, Resource, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest, Position, check_limit};
@@ -149,7 +150,7 @@ fn subject(raw: &str) -> Result<String, Invalid> {
 /// # Errors
 /// `Validation` for invalid fields; `NotFound` with `field: "person_id"` or
 /// `"user_id"` when the reference is not a live row of this tenant. Nothing is written.
-pub async fn create(db: &impl TenantHandle, input: ActivityCreate) -> Result<Activity> {
+pub async fn create(db: &impl Writer, input: ActivityCreate) -> Result<Activity> {
     let now = time::now();
     let mut check = Check::default();
     let subject = check.field("subject", subject(&input.subject));
@@ -158,26 +159,29 @@ pub async fn create(db: &impl TenantHandle, input: ActivityCreate) -> Result<Act
     let (Some(subject), Some(body), Some(occurred)) = (subject, body, occurred) else {
         return Err(check.fail());
     };
-    store::referenced::<person::Entity>(db, input.person_id, "person_id").await?;
-    store::referenced_opt::<user::Entity>(db, input.user_id, "user_id").await?;
-    let model = db
-        .insert(activity::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            person_id: Set(input.person_id),
-            user_id: Set(input.user_id),
-            kind: Set(input.kind.as_str().to_owned()),
-            subject: Set(subject),
-            body: Set(body),
-            occurred_at: Set(occurred),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            deleted_at: Set(None),
-            ..Default::default()
-        })
-        .exec()
-        .await?;
-    Activity::from_model(model)
+    db.write(async |db| {
+        store::referenced::<person::Entity>(db, input.person_id, "person_id").await?;
+        store::referenced_opt::<user::Entity>(db, input.user_id, "user_id").await?;
+        let model = db
+            .insert(activity::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                person_id: Set(input.person_id),
+                user_id: Set(input.user_id),
+                kind: Set(input.kind.as_str().to_owned()),
+                subject: Set(subject),
+                body: Set(body),
+                occurred_at: Set(occurred),
+                created_at: Set(now),
+                updated_at: Set(now),
+                version: Set(1),
+                deleted_at: Set(None),
+                ..Default::default()
+            })
+            .exec()
+            .await?;
+        Activity::from_model(model)
+    })
+    .await
 }
 
 /// The live activity `id`.
@@ -195,7 +199,7 @@ pub async fn get(db: &impl TenantHandle, id: Uuid) -> Result<Activity> {
 /// `Validation` (nothing written); `NotFound` for the activity, or with a `field` for a
 /// reference; `VersionMismatch { current }`.
 pub async fn update(
-    db: &impl TenantHandle,
+    db: &impl Writer,
     id: Uuid,
     expected_version: Option<i64>,
     patch: ActivityPatch,
@@ -217,29 +221,32 @@ pub async fn update(
     let (Some(subject), Some(body), Some(occurred)) = (subject, body, occurred) else {
         return Err(check.fail());
     };
-    if patch == ActivityPatch::default() {
-        return Activity::from_model(
-            store::unchanged::<activity::Entity>(db, id, expected_version).await?,
-        );
-    }
-    if let Some(person_id) = patch.person_id {
-        store::referenced::<person::Entity>(db, person_id, "person_id").await?;
-    }
-    store::referenced_opt::<user::Entity>(db, patch.user_id.flatten(), "user_id").await?;
-    let model = store::update::<activity::Entity>(db, id, expected_version, |_, _| {
-        let model = activity::ActiveModel {
-            person_id: store::patched(patch.person_id),
-            user_id: store::patched(patch.user_id),
-            kind: store::patched(patch.kind.map(|k| k.as_str().to_owned())),
-            subject: store::patched(subject.clone()),
-            body: store::patched(body.clone()),
-            occurred_at: store::patched(occurred),
-            ..Default::default()
-        };
-        Ok((model, Vec::new()))
+    db.write(async |db| {
+        if patch == ActivityPatch::default() {
+            return Activity::from_model(
+                store::unchanged::<activity::Entity>(db, id, expected_version).await?,
+            );
+        }
+        if let Some(person_id) = patch.person_id {
+            store::referenced::<person::Entity>(db, person_id, "person_id").await?;
+        }
+        store::referenced_opt::<user::Entity>(db, patch.user_id.flatten(), "user_id").await?;
+        let model = store::update::<activity::Entity>(db, id, expected_version, |_, _| {
+            let model = activity::ActiveModel {
+                person_id: store::patched(patch.person_id),
+                user_id: store::patched(patch.user_id),
+                kind: store::patched(patch.kind.map(|k| k.as_str().to_owned())),
+                subject: store::patched(subject.clone()),
+                body: store::patched(body.clone()),
+                occurred_at: store::patched(occurred),
+                ..Default::default()
+            };
+            Ok((model, Vec::new()))
+        })
+        .await?;
+        Activity::from_model(model)
     })
-    .await?;
-    Activity::from_model(model)
+    .await
 }
 
 /// Soft-deletes the live activity `id` (at `expected_version`, when given) and returns
@@ -247,12 +254,13 @@ pub async fn update(
 ///
 /// # Errors
 /// `NotFound` (also when already deleted); `VersionMismatch`.
-pub async fn delete(
-    db: &impl TenantHandle,
-    id: Uuid,
-    expected_version: Option<i64>,
-) -> Result<Activity> {
-    Activity::from_model(store::soft_delete::<activity::Entity>(db, id, expected_version).await?)
+pub async fn delete(db: &impl Writer, id: Uuid, expected_version: Option<i64>) -> Result<Activity> {
+    db.write(async |db| {
+        Activity::from_model(
+            store::soft_delete::<activity::Entity>(db, id, expected_version).await?,
+        )
+    })
+    .await
 }
 
 fn filtered<'a>(

@@ -122,6 +122,10 @@ pub enum Error {
     /// time): nothing was acknowledged; retrying later may succeed.
     #[error("storage unavailable")]
     Unavailable(#[source] tenancy::Error),
+    /// An idempotency key was used again with a different request (another body or
+    /// operation); nothing was written. See [`crate::idempotency::once`].
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
     /// Concurrent changes to one row kept winning the race; nothing was written.
     #[error("{resource} is changing too often to update; retry")]
     Contention {

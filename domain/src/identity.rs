@@ -14,6 +14,7 @@ use serde_json::Value;
 use tenancy::{ColumnExt, Set, TenantHandle, TenantId};
 use uuid::Uuid;
 
+use crate::Writer;
 use crate::entity::{api_key, tenant, user};
 use crate::error::{Error, FieldError, Resource, Result, conflict_on};
 use crate::pagination::{Page, PageRequest};
@@ -327,30 +328,33 @@ pub async fn find_tenant_by_slug(
 ///
 /// # Errors
 /// `Validation`; `Conflict` on `email` when a user of this tenant has it.
-pub async fn create_user(db: &impl TenantHandle, input: UserCreate) -> Result<User> {
+pub async fn create_user(db: &impl Writer, input: UserCreate) -> Result<User> {
     let mut check = Check::default();
     let email = check.field("email", Email::parse(&input.email));
     let name = check.field("name", Name::parse(&input.name));
     let (Some(email), Some(name)) = (email, name) else {
         return Err(check.fail());
     };
-    let now = time::now();
-    let model = db
-        .insert(user::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            email: Set(email.into_inner()),
-            name: Set(name.into_inner()),
-            role: Set(input.role.as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            deleted_at: Set(None),
-            ..Default::default()
-        })
-        .exec()
-        .await
-        .map_err(conflict_on(Resource::User, "email"))?;
-    User::from_model(model)
+    db.write(async |db| {
+        let now = time::now();
+        let model = db
+            .insert(user::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                email: Set(email.into_inner()),
+                name: Set(name.into_inner()),
+                role: Set(input.role.as_str().to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                version: Set(1),
+                deleted_at: Set(None),
+                ..Default::default()
+            })
+            .exec()
+            .await
+            .map_err(conflict_on(Resource::User, "email"))?;
+        User::from_model(model)
+    })
+    .await
 }
 
 /// The live user `id`.
@@ -384,7 +388,7 @@ pub async fn list_users(db: &impl TenantHandle, page: &PageRequest) -> Result<Pa
 /// # Errors
 /// `Validation` (`name`, `prefix`, `secret_hash`, `scopes[i]`); `NotFound` on
 /// `created_by`; `Conflict` on `prefix`.
-pub async fn create_api_key(db: &impl TenantHandle, input: ApiKeyCreate) -> Result<ApiKey> {
+pub async fn create_api_key(db: &impl Writer, input: ApiKeyCreate) -> Result<ApiKey> {
     let mut check = Check::default();
     let name = check.field("name", Name::parse(&input.name));
     let prefix = check.field("prefix", printable(&input.prefix, 64));
@@ -409,24 +413,27 @@ pub async fn create_api_key(db: &impl TenantHandle, input: ApiKeyCreate) -> Resu
         return Err(check.fail());
     };
     check.finish()?;
-    store::referenced_opt::<user::Entity>(db, input.created_by, "created_by").await?;
-    let model = db
-        .insert(api_key::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set(name.into_inner()),
-            prefix: Set(prefix),
-            secret_hash: Set(secret_hash),
-            scopes: Set(Value::from(input.scopes)),
-            created_by: Set(input.created_by),
-            created_at: Set(time::now()),
-            last_used_at: Set(None),
-            revoked_at: Set(None),
-            ..Default::default()
-        })
-        .exec()
-        .await
-        .map_err(conflict_on(Resource::ApiKey, "prefix"))?;
-    ApiKey::from_model(model)
+    db.write(async |db| {
+        store::referenced_opt::<user::Entity>(db, input.created_by, "created_by").await?;
+        let model = db
+            .insert(api_key::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                name: Set(name.into_inner()),
+                prefix: Set(prefix),
+                secret_hash: Set(secret_hash),
+                scopes: Set(Value::from(input.scopes)),
+                created_by: Set(input.created_by),
+                created_at: Set(time::now()),
+                last_used_at: Set(None),
+                revoked_at: Set(None),
+                ..Default::default()
+            })
+            .exec()
+            .await
+            .map_err(conflict_on(Resource::ApiKey, "prefix"))?;
+        ApiKey::from_model(model)
+    })
+    .await
 }
 
 /// Every API key of the tenant, revoked ones included, oldest first. A tenant has a
@@ -447,23 +454,26 @@ pub async fn list_api_keys(db: &impl TenantHandle) -> Result<Vec<ApiKey>> {
 ///
 /// # Errors
 /// `NotFound`.
-pub async fn revoke_api_key(db: &impl TenantHandle, id: Uuid) -> Result<ApiKey> {
-    let revoked = db
-        .update_many::<api_key::Entity>()
-        .set(api_key::Column::RevokedAt, time::now())
-        .filter(api_key::Column::Id.eq(id))
-        .filter(api_key::Column::RevokedAt.is_null())
-        .exec_with_returning()
-        .await?;
-    if let Some(key) = revoked.into_iter().next() {
-        return ApiKey::from_model(key);
-    }
-    let existing = db
-        .find::<api_key::Entity>()
-        .filter(api_key::Column::Id.eq(id))
-        .one()
-        .await?;
-    ApiKey::from_model(existing.ok_or(Error::not_found(Resource::ApiKey))?)
+pub async fn revoke_api_key(db: &impl Writer, id: Uuid) -> Result<ApiKey> {
+    db.write(async |db| {
+        let revoked = db
+            .update_many::<api_key::Entity>()
+            .set(api_key::Column::RevokedAt, time::now())
+            .filter(api_key::Column::Id.eq(id))
+            .filter(api_key::Column::RevokedAt.is_null())
+            .exec_with_returning()
+            .await?;
+        if let Some(key) = revoked.into_iter().next() {
+            return ApiKey::from_model(key);
+        }
+        let existing = db
+            .find::<api_key::Entity>()
+            .filter(api_key::Column::Id.eq(id))
+            .one()
+            .await?;
+        ApiKey::from_model(existing.ok_or(Error::not_found(Resource::ApiKey))?)
+    })
+    .await
 }
 
 /// Finds a key by its prefix across all tenants: the authentication lookup, made before

@@ -7,7 +7,9 @@
 //! ## Layout
 //! - Facades, one per context, each a set of functions:
 //!   [`identity`] (tenants, users, API keys), [`accounts`], [`people`], [`activities`],
-//!   and [`idempotency`] (stored responses for retried POSTs).
+//!   and [`idempotency`] (a retried POST acts once: [`idempotency::once`] claims the
+//!   key, writes and stores the response in one transaction).
+//! - [`Writer`] (`store`): the handle every write takes, so that none runs in autocommit.
 //! - [`pagination`]: keyset pages ([`pagination::PageRequest`] →
 //!   [`pagination::Page`], continued from a [`pagination::Position`] the API signs into
 //!   an opaque cursor) and offset pages for compatibility.
@@ -15,8 +17,8 @@
 //!   [`types::DomainName`], [`types::Slug`], [`types::CustomFields`]).
 //! - [`Error`] / [`FieldError`] (`error`): the one error type, HTTP-agnostic.
 //! - Private: `entity` (the entities of the `entities` crate and the resource each
-//!   names), `store` (generic get, list, versioned update and soft delete), `time` (the
-//!   clock).
+//!   names), `store` (generic get, list, versioned update and soft delete, and the
+//!   transaction of a write), `time` (the clock).
 //!
 //! ## The rules
 //! 0. **No sea-orm here.** This crate depends on `tenancy` and `entities` only (plus
@@ -24,9 +26,12 @@
 //!    tenancy's typed API (`ColumnExt`, `Cond`, `Set`), so raw SQL, raw statements,
 //!    connections and sea-orm's query traits cannot be named here.
 //! 1. **Every function takes the tenant handle first**: `db: &impl TenantHandle` (a
-//!    [`tenancy::TenantDb`] or a [`tenancy::TenantTxn`]), so every statement is scoped
-//!    to the caller's tenant by the `tenancy` crate, joins included. Only
-//!    [`identity::create_tenant`], [`identity::find_api_key_by_prefix`] and
+//!    [`tenancy::TenantDb`] or a [`tenancy::TenantTxn`]) for reads, `db: &impl Writer`
+//!    (the same two handles) for writes, so every statement is scoped to the caller's
+//!    tenant by the `tenancy` crate, joins included. A write never runs in autocommit:
+//!    on a `TenantDb` it opens its own transaction and returns `Ok` only when the commit
+//!    did; on a `TenantTxn` it joins the caller's, which the caller commits ([`Writer`]).
+//!    Only [`identity::create_tenant`], [`identity::find_api_key_by_prefix`] and
 //!    [`identity::find_tenant_by_slug`] take the [`tenancy::Unscoped`] escape hatch: they
 //!    run before a tenant is known. Jobs and seeding receive a handle from their caller;
 //!    nothing here can make a `TenantCtx`.
@@ -62,3 +67,4 @@ mod time;
 pub mod types;
 
 pub use error::{Error, FieldError, Resource, Result};
+pub use store::Writer;

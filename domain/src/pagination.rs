@@ -17,6 +17,22 @@ pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 200;
 /// The deepest row an offset page may start at: beyond it, use keyset pages.
 pub const MAX_OFFSET: u64 = 10_000;
+/// What an offset page costs beyond a keyset page of the same size, by depth: from this
+/// many rows skipped, this many more units. The tiers end at [`MAX_OFFSET`], where offset
+/// pages end, so no price is quoted for a page that is refused.
+pub const OFFSET_SURCHARGES: [(u64, u64); 3] = [(2_500, 2), (5_000, 4), (7_500, 8)];
+
+/// The surcharge of an offset page that skips `skipped` rows (see
+/// [`OFFSET_SURCHARGES`]); `None` past [`MAX_OFFSET`], where the page is refused.
+pub fn offset_surcharge(skipped: u64) -> Option<u64> {
+    (skipped <= MAX_OFFSET).then(|| {
+        OFFSET_SURCHARGES
+            .iter()
+            .rev()
+            .find(|(from, _)| skipped >= *from)
+            .map_or(0, |(_, extra)| *extra)
+    })
+}
 
 /// What a keyset list is ordered by (ascending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

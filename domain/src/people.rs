@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use tenancy::{ColumnExt, Scoped, Set, TenantHandle};
 use uuid::Uuid;
 
+use crate::Writer;
 use crate::entity::{account, person};
 use crate::error::{Error, Resource, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest};
@@ -157,7 +158,7 @@ fn phone(raw: &str) -> Result<String, Invalid> {
 /// # Errors
 /// `Validation` for invalid fields; `NotFound { field: "account_id" }` when the account
 /// is not a live account of this tenant (another tenant's included). Nothing is written.
-pub async fn create(db: &impl TenantHandle, input: PersonCreate) -> Result<Person> {
+pub async fn create(db: &impl Writer, input: PersonCreate) -> Result<Person> {
     let mut check = Check::default();
     let first_name = check.field("first_name", name(&input.first_name));
     let last_name = check.field("last_name", name(&input.last_name));
@@ -169,27 +170,30 @@ pub async fn create(db: &impl TenantHandle, input: PersonCreate) -> Result<Perso
     else {
         return Err(check.fail());
     };
-    store::referenced_opt::<account::Entity>(db, input.account_id, "account_id").await?;
-    let now = time::now();
-    let model = db
-        .insert(person::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            account_id: Set(input.account_id),
-            first_name: Set(first_name),
-            last_name: Set(last_name),
-            email: Set(email),
-            title: Set(title),
-            phone: Set(phone),
-            stage: Set(input.stage.unwrap_or_default().as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            deleted_at: Set(None),
-            ..Default::default()
-        })
-        .exec()
-        .await?;
-    Person::from_model(model)
+    db.write(async |db| {
+        store::referenced_opt::<account::Entity>(db, input.account_id, "account_id").await?;
+        let now = time::now();
+        let model = db
+            .insert(person::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                account_id: Set(input.account_id),
+                first_name: Set(first_name),
+                last_name: Set(last_name),
+                email: Set(email),
+                title: Set(title),
+                phone: Set(phone),
+                stage: Set(input.stage.unwrap_or_default().as_str().to_owned()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                version: Set(1),
+                deleted_at: Set(None),
+                ..Default::default()
+            })
+            .exec()
+            .await?;
+        Person::from_model(model)
+    })
+    .await
 }
 
 /// The live person `id`.
@@ -207,7 +211,7 @@ pub async fn get(db: &impl TenantHandle, id: Uuid) -> Result<Person> {
 /// `Validation` (nothing written); `NotFound` for the person, or with
 /// `field: "account_id"` for the account; `VersionMismatch { current }`.
 pub async fn update(
-    db: &impl TenantHandle,
+    db: &impl Writer,
     id: Uuid,
     expected_version: Option<i64>,
     patch: PersonPatch,
@@ -244,31 +248,34 @@ pub async fn update(
     else {
         return Err(check.fail());
     };
-    if patch == PersonPatch::default() {
-        return Person::from_model(
-            store::unchanged::<person::Entity>(db, id, expected_version).await?,
-        );
-    }
-    if let Some(account_id) = patch.account_id.flatten() {
-        store::referenced::<account::Entity>(db, account_id, "account_id").await?;
-    }
-    let model = store::update::<person::Entity>(db, id, expected_version, |_, _| {
-        Ok((
-            person::ActiveModel {
-                account_id: store::patched(patch.account_id),
-                first_name: store::patched(first_name.clone()),
-                last_name: store::patched(last_name.clone()),
-                email: store::patched(email.clone()),
-                title: store::patched(title.clone()),
-                phone: store::patched(phone.clone()),
-                stage: store::patched(patch.stage.map(|s| s.as_str().to_owned())),
-                ..Default::default()
-            },
-            Vec::new(),
-        ))
+    db.write(async |db| {
+        if patch == PersonPatch::default() {
+            return Person::from_model(
+                store::unchanged::<person::Entity>(db, id, expected_version).await?,
+            );
+        }
+        if let Some(account_id) = patch.account_id.flatten() {
+            store::referenced::<account::Entity>(db, account_id, "account_id").await?;
+        }
+        let model = store::update::<person::Entity>(db, id, expected_version, |_, _| {
+            Ok((
+                person::ActiveModel {
+                    account_id: store::patched(patch.account_id),
+                    first_name: store::patched(first_name.clone()),
+                    last_name: store::patched(last_name.clone()),
+                    email: store::patched(email.clone()),
+                    title: store::patched(title.clone()),
+                    phone: store::patched(phone.clone()),
+                    stage: store::patched(patch.stage.map(|s| s.as_str().to_owned())),
+                    ..Default::default()
+                },
+                Vec::new(),
+            ))
+        })
+        .await?;
+        Person::from_model(model)
     })
-    .await?;
-    Person::from_model(model)
+    .await
 }
 
 /// Soft-deletes the live person `id` (at `expected_version`, when given) and returns the
@@ -276,12 +283,11 @@ pub async fn update(
 ///
 /// # Errors
 /// `NotFound` (also when already deleted); `VersionMismatch`.
-pub async fn delete(
-    db: &impl TenantHandle,
-    id: Uuid,
-    expected_version: Option<i64>,
-) -> Result<Person> {
-    Person::from_model(store::soft_delete::<person::Entity>(db, id, expected_version).await?)
+pub async fn delete(db: &impl Writer, id: Uuid, expected_version: Option<i64>) -> Result<Person> {
+    db.write(async |db| {
+        Person::from_model(store::soft_delete::<person::Entity>(db, id, expected_version).await?)
+    })
+    .await
 }
 
 fn filtered<'a>(

@@ -1,8 +1,9 @@
 //! Generic reads and writes over [`Tracked`] entities: the one place where get,
-//! keyset/offset lists, versioned updates and soft deletes are written.
+//! keyset/offset lists, versioned updates and soft deletes are written; and [`Writer`],
+//! the handle every public write takes, so that no write runs in autocommit.
 
 use chrono::{DateTime, Utc};
-use tenancy::{ColumnExt, Keyset, Scoped, TenantHandle, Value};
+use tenancy::{ColumnExt, Keyset, Scoped, TenantDb, TenantHandle, TenantTxn, Value};
 use uuid::Uuid;
 
 use crate::entity::Tracked;
@@ -13,6 +14,66 @@ use crate::time;
 /// How many times an update without an expected version re-reads and retries when a
 /// concurrent change wins the race for the row.
 const RETRIES: usize = 5;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for tenancy::TenantDb {}
+    impl Sealed for tenancy::TenantTxn {}
+}
+
+/// The handle every public write of this crate takes: each write runs in an explicit
+/// transaction whose commit is checked, never in autocommit.
+///
+/// - On a [`TenantDb`], the write opens its own transaction and commits it; the write
+///   returns `Ok` only when the commit did. (On SQLite, a row read back by `INSERT …
+///   RETURNING` in autocommit can reach the caller before the implicit commit fails —
+///   disk full, I/O error — so a 2xx could stand for a write that is not durable.)
+/// - On a [`TenantTxn`], the write joins the caller's transaction (composing several
+///   writes atomically, or an idempotent create with its stored response: see
+///   [`crate::idempotency::once`]); the caller commits, and dropping the transaction
+///   uncommitted rolls every write of it back.
+///
+/// Sealed: implemented by those two handles only.
+pub trait Writer: sealed::Sealed + Sync {
+    /// Runs `write` in a transaction: a new one, committed (and the commit checked)
+    /// when `write` succeeds, on a [`TenantDb`]; the caller's own on a [`TenantTxn`].
+    /// An error of `write` (or a dropped future) rolls a new transaction back.
+    fn write<T>(
+        &self,
+        write: impl AsyncFnOnce(&TenantTxn) -> Result<T>,
+    ) -> impl Future<Output = Result<T>>;
+}
+
+impl Writer for TenantDb {
+    async fn write<T>(&self, write: impl AsyncFnOnce(&TenantTxn) -> Result<T>) -> Result<T> {
+        let txn = self.begin().await?;
+        match write(&txn).await {
+            Ok(value) => {
+                txn.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                rollback(txn).await;
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Writer for TenantTxn {
+    async fn write<T>(&self, write: impl AsyncFnOnce(&TenantTxn) -> Result<T>) -> Result<T> {
+        write(self).await
+    }
+}
+
+/// Rolls `txn` back after a failed write. A failing rollback is only logged: the write's
+/// own error is the one to report, and a transaction that cannot be rolled back (a lost
+/// connection) is rolled back by the database.
+pub(crate) async fn rollback(txn: TenantTxn) {
+    if let Err(error) = txn.rollback().await {
+        tracing::warn!(error = %error, "rollback after a failed write failed");
+    }
+}
 
 /// The live (not deleted) row `id`, or `NotFound`.
 pub(crate) async fn get<E: Tracked>(db: &impl TenantHandle, id: Uuid) -> Result<E::Model> {

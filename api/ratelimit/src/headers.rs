@@ -16,8 +16,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::Policy;
-
 /// `RateLimit-Policy`: the quota policies a response's request was held to.
 pub const RATELIMIT_POLICY: &str = "RateLimit-Policy";
 /// `RateLimit`: what is left of each policy after this request.
@@ -48,23 +46,27 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// The `RateLimit-Policy` field value for `policies`.
-pub(crate) fn policy_field(policies: &[Policy]) -> String {
+/// The `RateLimit-Policy` field value for `policies`, each given as its name, quota and
+/// window.
+pub(crate) fn policy_field<'a>(
+    policies: impl ExactSizeIterator<Item = (&'a str, u64, Duration)>,
+) -> String {
     let mut out = String::with_capacity(40 * policies.len());
-    for (i, p) in policies.iter().enumerate() {
+    for (i, (name, quota, window)) in policies.enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        push_sf_string(&mut out, p.name());
-        let _ = write!(out, ";q={};w={}", p.quota(), p.window().as_secs());
+        push_sf_string(&mut out, name);
+        let _ = write!(out, ";q={quota};w={}", window.as_secs());
     }
     out
 }
 
-/// The start of `policy`'s `RateLimit` item, the same on every response: `"tenant";r=`.
-pub(crate) fn ratelimit_item_prefix(policy: &Policy) -> String {
-    let mut out = String::with_capacity(policy.name().len() + 5);
-    push_sf_string(&mut out, policy.name());
+/// The start of the `RateLimit` item of the policy named `name`, the same on every
+/// response: `"tenant";r=`.
+pub(crate) fn ratelimit_item_prefix(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 5);
+    push_sf_string(&mut out, name);
     out.push_str(";r=");
     out
 }
@@ -114,28 +116,24 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
 mod tests {
     use super::*;
 
-    fn policy(name: &str, quota: u64, secs: u64) -> Policy {
-        Policy::new(name, quota, Duration::from_secs(secs)).expect("valid policy")
-    }
-
     #[test]
     fn the_policy_field_is_a_structured_list_of_strings_with_q_and_w() {
-        let field = policy_field(&[policy("tenant", 600, 60), policy("credential", 120, 60)]);
+        let minute = Duration::from_secs(60);
+        let field =
+            policy_field([("tenant", 600, minute), ("credential", 120, minute)].into_iter());
         assert_eq!(field, r#""tenant";q=600;w=60, "credential";q=120;w=60"#);
     }
 
     #[test]
     fn the_ratelimit_field_rounds_remaining_down_and_the_window_up() {
-        let c = policy("credential", 120, 60);
-        let t = policy("tenant", 600, 60);
         let mut field = String::new();
         push_ratelimit_item(
             &mut field,
-            &ratelimit_item_prefix(&t),
+            &ratelimit_item_prefix("tenant"),
             583,
             Duration::from_secs(2),
         );
-        let prefix = ratelimit_item_prefix(&c);
+        let prefix = ratelimit_item_prefix("credential");
         push_ratelimit_item(&mut field, &prefix, 17, Duration::from_millis(40_001));
         assert_eq!(field, r#""tenant";r=583;t=2, "credential";r=17;t=41"#);
     }

@@ -22,11 +22,13 @@
 //!    not use.
 //! 6. **Redis when configured, fail-open.** The Redis backend runs one Lua script per
 //!    decision — one round trip, atomic over both policies, keys sharing a hash tag per
-//!    tenant (`rl:{tenant}:t`, `rl:{tenant}:c:<credential>`) so they sit in one Redis Cluster
-//!    slot, each key expiring when its budget is full again. When Redis errs or misses a
+//!    tenant (`rl:{t:tenant}:t`, `rl:{t:tenant}:c:<credential>`) so they sit in one Redis
+//!    Cluster slot, each key expiring when its budget is full again. When Redis errs or misses a
 //!    short deadline (50 ms by default), the in-process backend decides instead; the
 //!    fallback is logged and counted ([`Limiter::stats`]), and Redis is probed again after
-//!    a backoff until it answers.
+//!    a backoff until it answers. A Redis Cluster works the same way: give
+//!    [`RedisConfig::new`] its node URLs separated by commas; each decision goes to the one
+//!    master that owns its tenant's slot.
 //! 7. **Time is injectable.** The in-process backend reads a [`Clock`]; Redis reads its own
 //!    `TIME` (one clock for every API instance) unless the limiter was built with a clock,
 //!    which it then passes in — so tests drive refill on both backends without sleeping.

@@ -16,7 +16,8 @@ use crate::{Error, policy::PolicySet};
 /// How to reach Redis, and how patiently.
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`. Never logged (it may carry a password).
+    /// `redis://[user:password@]host:port[/db]`, or cluster nodes separated by commas (see
+    /// [`RedisConfig::new`]). Never logged (it may carry a password).
     url: String,
     /// Prepended to every key (e.g. `"prod:"`), to share a Redis between deployments or
     /// tests. It must not contain `{`, which would move the Cluster hash tag.
@@ -45,6 +46,14 @@ impl std::fmt::Debug for RedisConfig {
 impl RedisConfig {
     /// Redis at `url`, with a 50 ms deadline per decision and retries after 250 ms, doubling
     /// up to 5 s, while it is down.
+    ///
+    /// `url` is one server, `redis://[user:password@]host:port[/db]`, or — when it contains a
+    /// comma — a Redis Cluster: its node URLs separated by commas, e.g.
+    /// `redis://10.0.0.1:6379,redis://10.0.0.2:6379,redis://10.0.0.3:6379`. The nodes are
+    /// seeds: the client learns the rest of the cluster from whichever answers, so list
+    /// more than one; a cluster behind one address (a managed service's configuration
+    /// endpoint) is that URL and a trailing comma. A comma inside a password must be written
+    /// `%2C`. On a cluster the deadline, the fallback and the backoff work as on one server.
     pub fn new(url: impl Into<String>) -> RedisConfig {
         RedisConfig {
             url: url.into(),

@@ -111,10 +111,12 @@ impl PolicySet {
         for (slot, p) in limits.iter_mut().zip(&policies) {
             *slot = p.limits();
         }
-        let header = crate::headers::policy_field(&policies);
+        let header = crate::headers::policy_field(
+            policies.iter().map(|p| (p.name(), p.quota(), p.window())),
+        );
         let item_prefixes = policies
             .iter()
-            .map(crate::headers::ratelimit_item_prefix)
+            .map(|p| crate::headers::ratelimit_item_prefix(p.name()))
             .collect();
         let max_cost = policies.iter().map(Policy::quota).min().unwrap_or(0);
         Arc::new(PolicySet {
@@ -232,17 +234,20 @@ pub(crate) fn ip_bucket(addr: IpAddr) -> IpAddr {
 impl Key<'_> {
     /// The Redis keys (one per policy of the set, same order).
     ///
-    /// All keys of one request carry the same Redis Cluster hash tag — `{tenant}` or
-    /// `{ip:addr}` — so the script's keys live in one slot. (The in-process backend keys
-    /// its maps by the [`Key`] itself and builds no strings.)
+    /// All keys of one request carry the same Redis Cluster hash tag — `{t:tenant}` or
+    /// `{ip:addr}` — so the script's keys live in one slot. The tag is never empty (Redis
+    /// would hash the whole key of `{}`, parting an empty tenant id from its credentials),
+    /// and it opens in the part the keys share — the prefix has no braces — so a tenant id
+    /// with braces in it cuts the tag short identically in both keys. (The in-process
+    /// backend keys its maps by the [`Key`] itself and builds no strings.)
     pub(crate) fn storage_keys(&self, prefix: &str) -> StorageKeys {
         let mut keys = StorageKeys::default();
         match self {
             Key::Credential { tenant, credential } => {
                 // Plain pushes, not `format!`: this runs on every Redis decision.
-                let mut tenant_key = String::with_capacity(prefix.len() + tenant.len() + 7);
+                let mut tenant_key = String::with_capacity(prefix.len() + tenant.len() + 9);
                 tenant_key.push_str(prefix);
-                tenant_key.push_str("rl:{");
+                tenant_key.push_str("rl:{t:");
                 tenant_key.push_str(tenant);
                 tenant_key.push('}');
                 let mut credential_key =
@@ -329,10 +334,106 @@ mod tests {
             credential: "k9",
         };
         let keys = key.storage_keys("test:");
-        assert_eq!(keys.keys(), ["test:rl:{t1}:t", "test:rl:{t1}:c:k9"]);
+        assert_eq!(keys.keys(), ["test:rl:{t:t1}:t", "test:rl:{t:t1}:c:k9"]);
 
         let ip = Key::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
         assert_eq!(ip.storage_keys("").keys(), ["rl:{ip:192.0.2.7}"]);
+    }
+
+    /// CRC16-XMODEM, Redis Cluster's key hash (polynomial 0x1021, initial value 0), written
+    /// out here so the test does not trust the client it checks.
+    fn crc16(bytes: &[u8]) -> u16 {
+        let mut crc: u16 = 0;
+        for &byte in bytes {
+            crc ^= u16::from(byte) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc
+    }
+
+    /// A key's Redis Cluster slot: CRC16 of its hash tag (the bytes between the first `{`
+    /// and the first `}` after it, when not empty), else of the whole key, mod 16384.
+    fn slot(key: &str) -> u16 {
+        let key = key.as_bytes();
+        let tag = key.iter().position(|&b| b == b'{').and_then(|open| {
+            let close = key[open + 1..].iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &key[open + 1..open + 1 + close])
+        });
+        crc16(tag.unwrap_or(key)) % 16_384
+    }
+
+    #[test]
+    fn the_slot_function_matches_redis_and_the_redis_crate() {
+        // The check value of the Redis Cluster specification, and what `CLUSTER KEYSLOT`
+        // answers for two keys in its documentation.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(slot("somekey"), 11_058);
+        assert_eq!(slot("foo{hash_tag}"), slot("hash_tag"));
+        // An empty tag does not count: the whole key is hashed.
+        assert_eq!(slot("{}x"), crc16(b"{}x") % 16_384);
+        for key in [
+            "foo",
+            "{user1000}.following",
+            "a{}b",
+            "x{y",
+            "rl:{t:t1}:t",
+            "é{ü}",
+        ] {
+            assert_eq!(
+                redis::cluster_routing::Slot::new(slot(key)),
+                Some(redis::cluster_routing::Slot::for_key(key)),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn both_keys_of_any_decision_hash_to_one_cluster_slot() {
+        let tenants = [
+            "t1",
+            "",
+            "{",
+            "}",
+            "}{",
+            "a}b",
+            "{x}",
+            "t:1",
+            "ip:192.0.2.7",
+            "ténant",
+            "a b",
+        ];
+        let credentials = ["k9", "", "}", "{", "{c}", "key_01HZ"];
+        for tenant in tenants {
+            // One slot per tenant, whatever the prefix: its budget and every credential's.
+            let tenant_slot = slot(&format!("{{t:{tenant}}}"));
+            for prefix in ["", "prod:", "test:parity:42:"] {
+                for credential in credentials {
+                    let keys = Key::Credential { tenant, credential }.storage_keys(prefix);
+                    assert_eq!(keys.keys().len(), 2);
+                    for key in keys.keys() {
+                        assert_eq!(slot(key), tenant_slot, "{key} of tenant {tenant:?}");
+                    }
+                }
+            }
+        }
+        // Different tenants spread over the slots: the tag really is the tenant.
+        let slots: std::collections::HashSet<u16> = (0..100)
+            .map(|i| {
+                let tenant = format!("tenant-{i}");
+                let key = Key::Credential {
+                    tenant: &tenant,
+                    credential: "c",
+                };
+                slot(&key.storage_keys("prod:").keys()[1])
+            })
+            .collect();
+        assert!(slots.len() > 90, "{} distinct slots", slots.len());
     }
 
     #[test]

@@ -417,8 +417,8 @@ async fn redis_keys_share_the_tenant_hash_tag_and_expire_when_full() {
     assert_eq!(
         keys,
         [
-            format!("{prefix}rl:{{t9}}:c:k9"),
-            format!("{prefix}rl:{{t9}}:t")
+            format!("{prefix}rl:{{t:t9}}:c:k9"),
+            format!("{prefix}rl:{{t:t9}}:t")
         ]
     );
     for key in &keys {

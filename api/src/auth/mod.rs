@@ -11,9 +11,9 @@
 pub mod api_key;
 pub mod jwt;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use poem::Request;
@@ -189,29 +189,36 @@ impl BearerAuth {
         if self.0.has(scope) {
             Ok(&self.0)
         } else {
-            Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                kind::INSUFFICIENT_SCOPE,
-                format!("this operation requires the `{}` scope", scope.as_str()),
-            ))
+            Err(insufficient_scope(scope))
         }
     }
 }
 
+/// The 403 of a credential without `scope`.
+pub fn insufficient_scope(scope: Scope) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        kind::INSUFFICIENT_SCOPE,
+        format!("this operation requires the `{}` scope", scope.as_str()),
+    )
+}
+
+/// A principal verified before the body was read ([`crate::front`]), in the request's
+/// extensions for the operation's security checker, which takes it instead of verifying
+/// the credential again.
+#[derive(Debug, Clone)]
+pub struct Verified(pub Principal);
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    if let Some(Verified(principal)) = req.extensions().get::<Verified>() {
+        return Ok(principal.clone());
+    }
+    // Not through the front door (a route served without it): verify here.
     let Some(auth) = req.data::<Arc<Authenticator>>() else {
         return Err(Problem::internal().into());
     };
-    // The rate-limit middleware verified this credential already (see `crate::limits`).
-    let verified = crate::limits::take_verified(req, &bearer.token);
-    let principal = match verified {
-        Some(result) => result?,
-        None => auth.authenticate(&bearer.token).await?,
-    };
+    let principal = auth.authenticate(&bearer.token).await?;
     tracing::Span::current().record("tenant", tracing::field::display(principal.ctx.tenant()));
-    if let Some(meta) = req.extensions().get::<crate::middleware::RequestMeta>() {
-        meta.set_tenant(principal.ctx.tenant());
-    }
     Ok(principal)
 }
 
@@ -278,8 +285,10 @@ pub struct Authenticator {
     unscoped: Arc<dyn UnscopedHandle>,
     /// To check that a JWT's tenant exists (a PK read, cached like keys).
     db: Db,
-    cache: Mutex<HashMap<CacheKey, (Principal, Instant)>>,
-    tenants: Mutex<HashMap<TenantId, Instant>>,
+    /// Verified API keys, by a keyed hash of the whole key.
+    cache: moka::sync::Cache<CacheKey, Principal>,
+    /// Tenants known to exist (for JWTs).
+    tenants: moka::sync::Cache<TenantId, ()>,
     cache_ttl: Duration,
 }
 
@@ -291,8 +300,9 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-/// The most verified keys kept; past it the cache is emptied (keys are re-verified).
-const CACHE_CAPACITY: usize = 10_000;
+/// The most verified keys (and known tenants) kept; past it the least recently used are
+/// evicted (and verified again when they return).
+const CACHE_CAPACITY: u64 = 10_000;
 
 impl Authenticator {
     /// An authenticator verifying JWTs with `jwt` and API keys against `pepper` through
@@ -309,8 +319,15 @@ impl Authenticator {
             pepper,
             unscoped,
             db,
-            cache: Mutex::new(HashMap::new()),
-            tenants: Mutex::new(HashMap::new()),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(cache_ttl)
+                .support_invalidation_closures()
+                .build(),
+            tenants: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(cache_ttl)
+                .build(),
             cache_ttl,
         }
     }
@@ -420,24 +437,13 @@ impl Authenticator {
     /// a misconfigured issuer): refuse it here rather than fail its first write.
     async fn ensure_tenant(&self, ctx: &TenantCtx) -> Result<(), Problem> {
         let tenant = ctx.tenant();
-        let fresh = self
-            .tenants
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&tenant).map(|at| at.elapsed() < self.cache_ttl))
-            .unwrap_or(false);
-        if fresh {
+        if self.tenants.contains_key(&tenant) {
             return Ok(());
         }
         // Boxed, as in `lookup`: a cache miss is rare.
         match Box::pin(domain::identity::get_tenant(&self.db.tenant(ctx))).await {
             Ok(_) => {
-                if let Ok(mut tenants) = self.tenants.lock() {
-                    if tenants.len() >= CACHE_CAPACITY {
-                        tenants.clear();
-                    }
-                    tenants.insert(tenant, Instant::now());
-                }
+                self.tenants.insert(tenant, ());
                 Ok(())
             }
             Err(domain::Error::NotFound { .. }) => Err(Problem::unauthenticated(
@@ -456,32 +462,21 @@ impl Authenticator {
     }
 
     fn cached(&self, key: &CacheKey) -> Option<Principal> {
-        let cache = self.cache.lock().ok()?;
-        cache
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < self.cache_ttl)
-            .map(|(p, _)| p.clone())
+        self.cache.get(key)
     }
 
     fn remember(&self, key: CacheKey, principal: &Principal) {
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_CAPACITY {
-                let ttl = self.cache_ttl;
-                cache.retain(|_, (_, at)| at.elapsed() < ttl);
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
-            }
-            cache.insert(key, (principal.clone(), Instant::now()));
-        }
+        self.cache.insert(key, principal.clone());
     }
 
     /// Forgets the cached verification of API key `key_id` (after it is revoked here;
     /// other instances forget it within the cache TTL).
     pub fn forget_key(&self, key_id: Uuid) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|_, (p, _)| p.credential != Credential::ApiKey(key_id));
-        }
+        let revoked = Credential::ApiKey(key_id);
+        // Only fails when the cache was built without invalidation closures (it is not).
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, principal| principal.credential == revoked);
     }
 }
 

@@ -232,7 +232,7 @@ impl AccountsApi {
             idempotency_key.0.as_deref(),
             "create_account",
             &body.canonical,
-            || async { Ok(Account::from(accounts::create(&db, input).await?)) },
+            async |txn| Ok(Account::from(accounts::create(txn, input).await?)),
         )
         .await?;
         let (location, version) = (location(out.value.id), out.value.version);

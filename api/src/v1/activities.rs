@@ -322,7 +322,7 @@ impl ActivitiesApi {
             idempotency_key.0.as_deref(),
             "create_activity",
             &body.canonical,
-            || async { Ok(Activity::from(activities::create(&db, input).await?)) },
+            async |txn| Ok(Activity::from(activities::create(txn, input).await?)),
         )
         .await?;
         let (location, version) = (location(out.value.id), out.value.version);

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::cursor::Binding;
 use crate::http::{JsonOut, link_next, query_escape};
+use crate::limits::Operation;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -30,6 +31,37 @@ pub type Api = (
     activities::ActivitiesApi,
     api_keys::ApiKeysApi,
 );
+
+/// Every operation's price: the catalog the front door prices requests from
+/// ([`crate::front`]), and the spec's `x-rate-limit-cost`. The tests check that the spec's
+/// operations are exactly these (`tests/api/rate_limits.rs`) and that each handler takes
+/// over its own entry's charge (`tests/api/coverage.rs`).
+pub const OPERATIONS: &[Operation] = &[
+    accounts::AccountsApi::CREATE_ACCOUNT,
+    accounts::AccountsApi::GET_ACCOUNT,
+    accounts::AccountsApi::LIST_ACCOUNTS,
+    accounts::AccountsApi::UPDATE_ACCOUNT,
+    accounts::AccountsApi::DELETE_ACCOUNT,
+    people::PeopleApi::CREATE_PERSON,
+    people::PeopleApi::GET_PERSON,
+    people::PeopleApi::LIST_PEOPLE,
+    people::PeopleApi::UPDATE_PERSON,
+    people::PeopleApi::DELETE_PERSON,
+    activities::ActivitiesApi::CREATE_ACTIVITY,
+    activities::ActivitiesApi::GET_ACTIVITY,
+    activities::ActivitiesApi::LIST_ACTIVITIES,
+    activities::ActivitiesApi::LIST_ACTIVITY_FEED,
+    activities::ActivitiesApi::UPDATE_ACTIVITY,
+    activities::ActivitiesApi::DELETE_ACTIVITY,
+    api_keys::ApiKeysApi::CREATE_API_KEY,
+    api_keys::ApiKeysApi::LIST_API_KEYS,
+    api_keys::ApiKeysApi::REVOKE_API_KEY,
+];
+
+/// The operation with `id`.
+pub fn operation(id: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|op| op.id == id)
+}
 
 /// One tag per context.
 #[derive(Tags)]

@@ -331,7 +331,7 @@ impl PeopleApi {
             idempotency_key.0.as_deref(),
             "create_person",
             &body.canonical,
-            || async { Ok(Person::from(people::create(&db, input).await?)) },
+            async |txn| Ok(Person::from(people::create(txn, input).await?)),
         )
         .await?;
         let (location, version) = (location(out.value.id), out.value.version);

@@ -92,7 +92,7 @@ async fn a_body_over_the_limit_is_413_whether_or_not_its_length_is_declared() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
         let t = app.tenant("acme").await;
-        let limit = app.state.settings.body_limit_bytes;
+        let limit = app.state.settings.body.max_bytes;
         let big = json!({"name": "x", "custom_fields": {"blob": "y".repeat(limit)}}).to_string();
         let declared = app
             .authed(Method::POST, "/v1/accounts", &t.token)
