@@ -1,8 +1,8 @@
 //! The front door: what every `/v1` request goes through before its body is read.
 //!
 //! In order, for a request whose route and method name an operation of
-//! [`crate::v1::OPERATIONS`] (the route and scope of each come from the generated spec, so
-//! they cannot drift from the handlers):
+//! [`crate::v1::OPERATIONS`] (the route of each operation id comes from the generated spec,
+//! so it cannot drift from the handlers; its scope and price from its descriptor):
 //!
 //! 1. **Credential.** The bearer credential is verified ([`crate::auth`]): a JWT, or an API
 //!    key through the authenticator's cache. Without a valid one the request is answered
@@ -41,8 +41,9 @@ use ratelimit::{Decision, Key, Limiter};
 use serde_json::Value;
 
 use crate::admission::Who;
-use crate::auth::{Principal, Scope, Verification, Verified};
-use crate::limits::{CredentialKeys, FAILED, Operation, RequestCharge, write_headers};
+use crate::auth::{Principal, Verification, Verified};
+use crate::context::Operation;
+use crate::limits::{CredentialKeys, FAILED, RequestCharge, write_headers};
 use crate::middleware::{RequestMeta, RouteTemplate, problem_context, render_error};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -53,7 +54,6 @@ struct OperationRoute {
     template: RouteTemplate,
     method: Method,
     operation: &'static Operation,
-    scope: Option<Scope>,
 }
 
 /// The front door middleware (see the module docs).
@@ -81,14 +81,10 @@ impl FrontDoor {
                     // like an unknown route.
                     continue;
                 };
-                let scope = spec["security"][0]["bearer"][0]
-                    .as_str()
-                    .and_then(Scope::parse);
                 routes.push(OperationRoute {
                     template: RouteTemplate::new(path),
                     method,
                     operation,
-                    scope,
                 });
             }
         }
@@ -226,16 +222,16 @@ impl<E> FrontDoorEndpoint<E> {
         }
         let who = Who::credential(ctx.tenant().as_uuid(), &principal.credential().id());
         let (operation, units, refused) = match route {
-            Some(route) => match route.scope {
-                Some(scope) if !principal.has(scope) => {
-                    ("", FAILED, Some(crate::auth::insufficient_scope(scope)))
-                }
-                _ => (
-                    route.operation.id,
-                    route.operation.price(req.uri().query().unwrap_or_default()),
-                    None,
-                ),
-            },
+            Some(route) if !principal.has(route.operation.scope) => (
+                "",
+                FAILED,
+                Some(crate::auth::insufficient_scope(route.operation.scope)),
+            ),
+            Some(route) => (
+                route.operation.id,
+                route.operation.price(req.uri().query().unwrap_or_default()),
+                None,
+            ),
             None => ("", FAILED, None),
         };
         let charge = match limiter {

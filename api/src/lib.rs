@@ -9,6 +9,8 @@
 //! - [`auth`]: JWT and API-key verification, scopes, the `bearer` security scheme.
 //! - [`problem`]: RFC 9457 problem details; `domain::Error` and every poem error mapped
 //!   once, at the edge.
+//! - [`context`]: each operation's descriptor (id, scope, price) and the prologue every
+//!   handler starts with — the only way a handler gets a tenant handle.
 //! - [`cursor`]: signed, filter-bound pagination cursors.
 //! - [`http`]: the JSON body extractor, ETags, preconditions, idempotent creates.
 //! - [`middleware`]: request ids, access logs, timeouts, metrics, problem rendering (with
@@ -45,6 +47,7 @@
 pub mod admission;
 pub mod auth;
 pub mod bootstrap;
+pub mod context;
 pub mod cursor;
 pub mod front;
 pub mod http;

@@ -2,16 +2,13 @@
 //! and its Redis / in-process backends are the `ratelimit` crate; the decision is made
 //! before the body is read, by [`crate::front`].
 //!
-//! - [`Operation`] and [`Cost`]: an operation's price, declared as an associated const
-//!   right above its handler (`Self::GET_ACCOUNT`) and listed once in
-//!   [`crate::v1::OPERATIONS`] — the catalog the front door prices requests from (with
-//!   the route and scope the spec gives each operation id), and the spec's
-//!   `x-rate-limit-cost`.
-//! - [`Operation::price`]: the units of one call, from the query string alone (`limit`,
-//!   `page`), so the charge needs no body and no handler.
-//! - [`Operation::charge`]: the handler's first call after its scope check. It takes over
-//!   the charge the front door made ([`RequestCharge`]) and returns a [`Charge`] that gives
-//!   the cost back when the work turned out free: a 304, an empty sync page.
+//! - [`Cost`]: how an operation is priced; each operation's descriptor
+//!   ([`crate::context::Operation`]) carries one.
+//! - [`Cost::price`]: the units of one call, from the query string alone (`limit`,
+//!   `page`), so the front door charges before the body is read or the handler runs.
+//! - [`Charge`]: what a request was charged, taken over by the handler's prologue
+//!   ([`crate::context::Operation::begin`]) and given back when the work turned out free:
+//!   a 304, an empty sync page.
 //!
 //! Rules:
 //! 1. Reads of one resource cost 1, writes 5, a list page `1 + limit/50`; an offset page
@@ -35,14 +32,12 @@ use poem::Request;
 use poem::Response;
 use poem::http::{HeaderName, HeaderValue};
 use ratelimit::{Decision, Key, Limiter};
-use serde_json::{Value, json};
 
 use domain::pagination::{
     DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, OFFSET_SURCHARGES, offset_surcharge,
 };
 
 use crate::auth::Principal;
-use crate::problem::Problem;
 
 /// Cost units of a read of one resource.
 pub const READ: u64 = 1;
@@ -70,66 +65,17 @@ pub enum Cost {
     OffsetPage,
 }
 
-/// An operation and its price.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Operation {
-    /// The operationId.
-    pub id: &'static str,
-    /// The price.
-    pub cost: Cost,
-}
-
-impl Operation {
-    /// A read: [`READ`].
-    pub const fn read(id: &'static str) -> Self {
-        Self {
-            id,
-            cost: Cost::Fixed(READ),
-        }
-    }
-
-    /// A read of one resource that answers `If-None-Match`: [`READ`], 0 on a 304.
-    pub const fn conditional_read(id: &'static str) -> Self {
-        Self {
-            id,
-            cost: Cost::ConditionalRead,
-        }
-    }
-
-    /// A write: [`WRITE`].
-    pub const fn write(id: &'static str) -> Self {
-        Self {
-            id,
-            cost: Cost::Fixed(WRITE),
-        }
-    }
-
-    /// A cursor-only list page.
-    pub const fn page(id: &'static str) -> Self {
-        Self {
-            id,
-            cost: Cost::Page,
-        }
-    }
-
-    /// A list page with offset pages too.
-    pub const fn offset_page(id: &'static str) -> Self {
-        Self {
-            id,
-            cost: Cost::OffsetPage,
-        }
-    }
-
+impl Cost {
     /// The units a call costs with `limit` (default 50) and offset `page`; a page past
     /// the offset cap (refused) costs [`FAILED`].
     pub fn units(&self, limit: Option<u64>, page: Option<u64>) -> u64 {
-        match self.cost {
+        match *self {
             Cost::Fixed(units) => units,
             Cost::ConditionalRead => READ,
             Cost::Page | Cost::OffsetPage => {
                 let limit = limit.unwrap_or(DEFAULT_LIMIT);
                 let base = 1 + limit / ITEMS_PER_UNIT;
-                if self.cost == Cost::Page {
+                if *self == Cost::Page {
                     return base;
                 }
                 let skipped = page.map_or(0, |p| p.saturating_sub(1).saturating_mul(limit));
@@ -142,7 +88,7 @@ impl Operation {
     /// operation will read it: a `limit` or `page` that does not parse, or is out of range,
     /// fails the request before it runs, so it costs [`FAILED`].
     pub fn price(&self, query: &str) -> u64 {
-        if matches!(self.cost, Cost::Fixed(_) | Cost::ConditionalRead) {
+        if matches!(self, Cost::Fixed(_) | Cost::ConditionalRead) {
             return self.units(None, None);
         }
         let (mut limit, mut page) = (None, None);
@@ -163,58 +109,9 @@ impl Operation {
         self.units(limit, page)
     }
 
-    /// Takes over the charge the front door made for this request: the handler's first
-    /// call after its scope check.
-    ///
-    /// # Errors
-    /// None today (the front door charged, or refused, before the body was read); the
-    /// `Result` keeps handlers unchanged should a charge ever need the handler again.
-    pub async fn charge(&self, req: &Request) -> Result<Charge, Problem> {
-        let Some(charge) = req.extensions().get::<RequestCharge>() else {
-            // Limits disabled: nothing was charged.
-            return Ok(Charge(None));
-        };
-        if charge.0.operation != self.id {
-            // A handler charged with another operation's price: a programming error the
-            // tests catch; in production the request keeps its charge.
-            tracing::error!(
-                charged = charge.0.operation,
-                answered = self.id,
-                "operation charged another operation's cost"
-            );
-            debug_assert!(false, "{} charged as {}", self.id, charge.0.operation);
-        }
-        charge.state().taken = true;
-        Ok(Charge(Some(charge.clone())))
-    }
-
-    /// [`Operation::charge`] for a list page: the front door priced it from the same
-    /// `limit` and `page` the handler reads.
-    ///
-    /// # Errors
-    /// As [`Operation::charge`].
-    pub async fn charge_page(
-        &self,
-        req: &Request,
-        _limit: Option<u64>,
-        _page: Option<u64>,
-    ) -> Result<Charge, Problem> {
-        self.charge(req).await
-    }
-
-    /// What the spec publishes: `x-rate-limit-cost` (the cost with default parameters)
-    /// and, when it varies, `x-rate-limit-cost-rule`.
-    pub fn spec_extensions(&self) -> Vec<(&'static str, Value)> {
-        let mut out = vec![("x-rate-limit-cost", json!(self.units(None, None)))];
-        if let Some(rule) = self.rule() {
-            out.push(("x-rate-limit-cost-rule", json!(rule)));
-        }
-        out
-    }
-
     /// How the cost varies, in words; `None` when it never does.
     pub fn rule(&self) -> Option<String> {
-        match self.cost {
+        match self {
             Cost::Fixed(_) => None,
             Cost::ConditionalRead => Some("0 when the answer is 304 Not Modified".to_owned()),
             Cost::Page => Some(format!("1 + limit/{ITEMS_PER_UNIT} (integer division)")),
@@ -245,6 +142,26 @@ impl Operation {
 pub struct Charge(Option<RequestCharge>);
 
 impl Charge {
+    /// Takes over the charge the front door made for `req`, priced as `operation`
+    /// (nothing when limits are disabled).
+    pub(crate) fn take(req: &Request, operation: &'static str) -> Self {
+        let Some(charge) = req.extensions().get::<RequestCharge>() else {
+            return Self(None);
+        };
+        if charge.0.operation != operation {
+            // A handler took another operation's charge: a programming error the tests
+            // catch; in production the request keeps its charge.
+            tracing::error!(
+                charged = charge.0.operation,
+                answered = operation,
+                "operation took another operation's charge"
+            );
+            debug_assert!(false, "{operation} took {}'s charge", charge.0.operation);
+        }
+        charge.state().taken = true;
+        Self(Some(charge.clone()))
+    }
+
     /// Gives the whole cost back: the answer was free (a 304, an empty sync page).
     pub async fn refund(self) {
         let Some(charge) = self.0 else { return };
@@ -398,34 +315,6 @@ fn cost_value(cost: u64) -> HeaderValue {
     }
 }
 
-/// The docs' rate-limit section: the rules and every operation's price.
-pub fn docs_markdown(operations: &[Operation]) -> String {
-    let mut rows = String::new();
-    for op in operations {
-        let rule = op.rule().unwrap_or_default();
-        rows.push_str(&format!(
-            "| `{}` | {} | {rule} |\n",
-            op.id,
-            op.units(None, None)
-        ));
-    }
-    format!(
-        "**Rate limits.** Every operation has a cost in units (`x-rate-limit-cost` on each \
-operation; `X-RateLimit-Cost` on each response says what a request was charged). Two budgets \
-apply together, refilled continuously: your tenant's, and a smaller one per credential (API key \
-or token), so one integration cannot use up its tenant's budget. A request goes through only \
-if both have room, and a refused request costs nothing. Every `/v1` response carries the \
-IETF headers, e.g. with the default quotas \
-`RateLimit-Policy: \"tenant\";q=600;w=60, \"credential\";q=300;w=60` (quota units per window \
-in seconds) and `RateLimit: \"tenant\";r=583;t=2, \"credential\";r=283;t=4` \
-(units left, seconds until full). Over budget: `429` with `Retry-After` and a \
-`quota-exceeded` problem whose `violated-policies` names the budget. Requests without a valid \
-credential are limited per client IP (policy `ip`). Cursors are the cheap way through a \
-collection: offset pages cost more the deeper they go.\n\n\
-| operation | cost (defaults) | how it varies |\n|---|---|---|\n{rows}"
-    )
-}
-
 /// Builds the limiter the settings describe, or `None` when limits are disabled.
 ///
 /// # Errors
@@ -466,7 +355,7 @@ mod tests {
 
     #[test]
     fn list_pages_cost_one_plus_one_per_fifty_items() {
-        let op = Operation::page("list_x");
+        let op = Cost::Page;
         assert_eq!(op.units(None, None), 2);
         assert_eq!(op.units(Some(1), None), 1);
         assert_eq!(op.units(Some(49), None), 1);
@@ -475,7 +364,7 @@ mod tests {
 
     #[test]
     fn offset_pages_cost_more_the_deeper_they_go_and_nothing_past_the_cap() {
-        let op = Operation::offset_page("list_x");
+        let op = Cost::OffsetPage;
         // 100 per page: page 26 skips 2 500 rows, page 101 the last 10 000.
         let at = |page| op.units(Some(100), Some(page));
         assert_eq!(
@@ -494,12 +383,12 @@ mod tests {
         assert_eq!(op.units(Some(200), Some(51)), MAX_COST);
         assert_eq!(op.units(Some(200), Some(u64::MAX)), FAILED);
         // Cursor-only lists never pay the surcharge.
-        assert_eq!(Operation::page("list_y").units(Some(100), Some(501)), 3);
+        assert_eq!(Cost::Page.units(Some(100), Some(501)), 3);
     }
 
     #[test]
     fn the_price_is_read_from_the_query_as_the_operation_reads_it() {
-        let op = Operation::offset_page("list_x");
+        let op = Cost::OffsetPage;
         assert_eq!(op.price(""), 2);
         assert_eq!(op.price("limit=200"), 5);
         assert_eq!(op.price("cursor=abc&limit=100&page=26"), 5);
@@ -516,7 +405,7 @@ mod tests {
         ] {
             assert_eq!(op.price(bad), FAILED, "{bad}");
         }
-        assert_eq!(Operation::write("create_x").price("limit=x"), WRITE);
+        assert_eq!(Cost::Fixed(WRITE).price("limit=x"), WRITE);
     }
 
     #[test]

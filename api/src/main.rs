@@ -115,12 +115,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Openapi = command {
-        print!(
-            "{}",
-            api::openapi::spec_text()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-        );
+        print!("{}", api::openapi::spec_text());
         return Ok(());
     }
     let settings = Settings::from_env().context("configuration")?;

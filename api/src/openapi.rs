@@ -5,13 +5,10 @@
 //!
 //! `openapi/openapi.json` is this document, committed; a test fails when they differ.
 
-use std::sync::Arc;
-
 use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
 use serde_json::{Value, json};
 
-use crate::limits;
-use crate::state::AppState;
+use crate::context::Operation;
 use crate::v1;
 
 /// The API's version, as published in `info.version`.
@@ -43,27 +40,47 @@ pub fn service(api: v1::Api) -> OpenApiService<v1::Api, ()> {
     OpenApiService::new(api, "Tenantry API", API_VERSION)
         .description(format!(
             "{DESCRIPTION}\n\n{}",
-            limits::docs_markdown(v1::OPERATIONS)
+            rate_limits_markdown(v1::OPERATIONS)
         ))
         .license(LicenseObject::new("MIT").url("https://opensource.org/licenses/MIT"))
         .server(ServerObject::new("/").description("This server"))
 }
 
-/// The handlers, sharing `state`.
-pub fn api(state: &Arc<AppState>) -> v1::Api {
+/// The handlers (stateless: each reaches the server's state through its prologue).
+pub fn api() -> v1::Api {
     (
-        v1::accounts::AccountsApi {
-            state: state.clone(),
-        },
-        v1::people::PeopleApi {
-            state: state.clone(),
-        },
-        v1::activities::ActivitiesApi {
-            state: state.clone(),
-        },
-        v1::api_keys::ApiKeysApi {
-            state: state.clone(),
-        },
+        v1::accounts::AccountsApi,
+        v1::people::PeopleApi,
+        v1::activities::ActivitiesApi,
+        v1::api_keys::ApiKeysApi,
+    )
+}
+
+/// The docs' rate-limit section: the rules and every operation's price.
+pub fn rate_limits_markdown(operations: &[Operation]) -> String {
+    let mut rows = String::new();
+    for op in operations {
+        let rule = op.cost.rule().unwrap_or_default();
+        rows.push_str(&format!(
+            "| `{}` | {} | {rule} |\n",
+            op.id,
+            op.units(None, None)
+        ));
+    }
+    format!(
+        "**Rate limits.** Every operation has a cost in units (`x-rate-limit-cost` on each \
+operation; `X-RateLimit-Cost` on each response says what a request was charged). Two budgets \
+apply together, refilled continuously: your tenant's, and a smaller one per credential (API key \
+or token), so one integration cannot use up its tenant's budget. A request goes through only \
+if both have room, and a refused request costs nothing. Every `/v1` response carries the \
+IETF headers, e.g. with the default quotas \
+`RateLimit-Policy: \"tenant\";q=600;w=60, \"credential\";q=300;w=60` (quota units per window \
+in seconds) and `RateLimit: \"tenant\";r=583;t=2, \"credential\";r=283;t=4` \
+(units left, seconds until full). Over budget: `429` with `Retry-After` and a \
+`quota-exceeded` problem whose `violated-policies` names the budget. Requests without a valid \
+credential are limited per client IP (policy `ip`). Cursors are the cheap way through a \
+collection: offset pages cost more the deeper they go.\n\n\
+| operation | cost (defaults) | how it varies |\n|---|---|---|\n{rows}"
     )
 }
 
@@ -188,7 +205,7 @@ fn add_rate_limits(operation: &mut serde_json::Map<String, Value>) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let extensions = v1::operation(&id).map(limits::Operation::spec_extensions);
+    let extensions = v1::operation(&id).map(Operation::spec_extensions);
     for (name, value) in extensions.unwrap_or_default() {
         operation.insert(name.to_owned(), value);
     }
@@ -303,26 +320,9 @@ pub fn pretty(spec: &Value) -> String {
     text
 }
 
-/// The served document as text (pretty JSON), without a server or a database file: the
-/// handlers get an in-memory SQLite pool that no statement ever reaches.
-///
-/// # Errors
-/// Only if the in-memory state cannot be built.
-pub async fn spec_text() -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let conn = migrations::connect(&migrations::PoolSettings {
-        url: "sqlite::memory:".to_owned(),
-        max_connections: 1,
-        acquire_timeout: std::time::Duration::from_secs(1),
-    })
-    .await?;
-    let connected = tenancy::Db::open(conn)?;
-    let settings = crate::Settings::for_tests("sqlite::memory:");
-    let state = Arc::new(AppState::new(
-        connected.db,
-        Arc::new((connected.unscoped, connected.issuer)),
-        settings,
-    )?);
-    Ok(pretty(&document(&service(api(&state)))))
+/// The served document as text (pretty JSON): no server, no database, no state.
+pub fn spec_text() -> String {
+    pretty(&document(&service(api())))
 }
 
 /// The docs page: Scalar, pointed at `/openapi.json` (so it shows the served,

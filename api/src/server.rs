@@ -33,7 +33,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
 
 /// The application; `/metrics` is one of its routes when `public_metrics`.
 fn app_with(state: Arc<AppState>, public_metrics: bool) -> impl Endpoint<Output = Response> {
-    let service = openapi::service(openapi::api(&state));
+    let service = openapi::service(openapi::api());
     let document = openapi::document(&service);
     let methods = Methods::new(
         api_routes(&document)
@@ -170,7 +170,7 @@ fn healthz() -> Response {
 /// Readiness: the database answers, within `TENANTRY_DB_ACQUIRE_TIMEOUT_MS`.
 #[handler]
 async fn readyz(state: Data<&Arc<AppState>>) -> Response {
-    let ping = tokio::time::timeout(state.settings.db_acquire_timeout, state.db.ping()).await;
+    let ping = tokio::time::timeout(state.settings.db_acquire_timeout, state.tenants.ping()).await;
     match ping {
         Ok(Ok(())) => Response::builder()
             .content_type("application/json")

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::Sha256;
-use tenancy::{Db, TenantCtx, TenantDb};
+use tenancy::Db;
 
 use crate::auth::jwt::JwtVerifier;
-use crate::auth::{Authenticator, Principal, UnscopedHandle};
+use crate::auth::{Authenticator, UnscopedHandle};
+use crate::context::tenants::Tenants;
 use crate::cursor::CursorCodec;
 use crate::metrics::Metrics;
 use crate::settings::{Secret, Settings};
@@ -59,8 +60,9 @@ pub enum StateError {
 /// The state of one server.
 #[derive(Debug)]
 pub struct AppState {
-    /// The pool; handlers turn it into a [`TenantDb`] per request.
-    pub db: Db,
+    /// The pool, reached by handlers only through their prologue
+    /// ([`crate::context::Operation::begin`]), for the verified principal's tenant.
+    pub tenants: Tenants,
     /// Configuration.
     pub settings: Settings,
     /// Signs and verifies pagination cursors.
@@ -102,22 +104,12 @@ impl AppState {
             settings.api_key_cache_ttl,
         ));
         Ok(Self {
-            db,
+            tenants: Tenants::new(db),
             cursors: CursorCodec::new(keys.cursor),
             auth,
             metrics: Metrics::new()?,
             limiter: crate::limits::limiter(&settings)?,
             settings,
         })
-    }
-
-    /// The handle for the principal's tenant.
-    pub fn tenant(&self, principal: &Principal) -> TenantDb {
-        self.db.tenant(principal.ctx())
-    }
-
-    /// The handle for an explicit context (tools, not request paths).
-    pub fn tenant_for(&self, ctx: &TenantCtx) -> TenantDb {
-        self.db.tenant(ctx)
     }
 }

@@ -1,7 +1,6 @@
 //! `/v1/accounts`: the companies a tenant sells to.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::accounts::{self, AccountFilter};
@@ -18,12 +17,11 @@ use super::{
     not_null,
 };
 use crate::auth::{BearerAuth, Scope};
+use crate::context::{Call, Operation};
 use crate::http::{JsonBody, idempotent, if_match_version};
-use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
-use crate::state::AppState;
 
 /// An account: a company the tenant sells to.
 #[derive(Object, Serialize, Debug, Clone, PartialEq)]
@@ -193,10 +191,7 @@ list_envelope!(
 );
 
 /// The accounts operations.
-pub struct AccountsApi {
-    /// Shared server state.
-    pub state: Arc<AppState>,
-}
+pub struct AccountsApi;
 
 /// Where an account lives.
 fn location(id: Uuid) -> String {
@@ -206,7 +201,7 @@ fn location(id: Uuid) -> String {
 #[OpenApi(prefix_path = "/v1", tag = "Tag::Accounts")]
 impl AccountsApi {
     /// Price of `create_account` (see [`crate::limits`]): a write.
-    pub const CREATE_ACCOUNT: Operation = Operation::write("create_account");
+    pub const CREATE_ACCOUNT: Operation = Operation::write("create_account", Scope::AccountsWrite);
 
     /// Create an account
     ///
@@ -222,9 +217,7 @@ impl AccountsApi {
         idempotency_key: Header<Option<String>>,
         body: JsonBody<AccountCreate>,
     ) -> Result<Created<Account>, ApiError<CreateErrors>> {
-        let principal = auth.require(Scope::AccountsWrite)?;
-        let _charge = Self::CREATE_ACCOUNT.charge(req).await?;
-        let db = self.state.tenant(principal);
+        let Call { principal, db, .. } = Self::CREATE_ACCOUNT.begin(req, &auth)?;
         let input = body.value.into();
         let out = idempotent(
             &db,
@@ -240,7 +233,8 @@ impl AccountsApi {
     }
 
     /// Price of `get_account` (see [`crate::limits`]): 1, and 0 on a 304.
-    pub const GET_ACCOUNT: Operation = Operation::conditional_read("get_account");
+    pub const GET_ACCOUNT: Operation =
+        Operation::conditional_read("get_account", Scope::AccountsRead);
 
     /// Get an account
     ///
@@ -257,9 +251,8 @@ impl AccountsApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<Fetched<Account>, ApiError<ReadErrors>> {
-        let principal = auth.require(Scope::AccountsRead)?;
-        let charge = Self::GET_ACCOUNT.charge(req).await?;
-        let account = Account::from(accounts::get(&self.state.tenant(principal), id.0).await?);
+        let Call { db, charge, .. } = Self::GET_ACCOUNT.begin(req, &auth)?;
+        let account = Account::from(accounts::get(&db, id.0).await?);
         let version = account.version;
         let fetched = Fetched::new(account, version, if_none_match.0.as_deref());
         if fetched.is_not_modified() {
@@ -269,7 +262,8 @@ impl AccountsApi {
     }
 
     /// Price of `list_accounts` (see [`crate::limits`]): a page; deep offset pages cost more.
-    pub const LIST_ACCOUNTS: Operation = Operation::offset_page("list_accounts");
+    pub const LIST_ACCOUNTS: Operation =
+        Operation::offset_page("list_accounts", Scope::AccountsRead);
 
     /// List accounts
     ///
@@ -303,10 +297,12 @@ impl AccountsApi {
         /// Only accounts whose name starts with this (case-insensitive).
         name_prefix: Query<Option<String>>,
     ) -> Result<Listed<AccountList>, ApiError<ListErrors>> {
-        let principal = auth.require(Scope::AccountsRead)?;
-        let charge = Self::LIST_ACCOUNTS
-            .charge_page(req, limit.0, page.0)
-            .await?;
+        let Call {
+            principal,
+            db,
+            charge,
+            state,
+        } = Self::LIST_ACCOUNTS.begin(req, &auth)?;
         let filter = AccountFilter {
             domain: domain.0,
             name_prefix: name_prefix.0,
@@ -325,8 +321,7 @@ impl AccountsApi {
             updated_after: updated_after.0,
             page: page.0,
         };
-        let db = self.state.tenant(principal);
-        let plan = params.plan(&self.state, principal, "list_accounts", &bound)?;
+        let plan = params.plan(state, principal, "list_accounts", &bound)?;
         let sync = plan.is_sync();
         let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
@@ -341,7 +336,7 @@ impl AccountsApi {
             } => {
                 let page = accounts::list(&db, &filter, &request).await?;
                 super::keyset_listing(
-                    &self.state,
+                    state,
                     req.uri(),
                     sort,
                     &binding,
@@ -359,7 +354,7 @@ impl AccountsApi {
     }
 
     /// Price of `update_account` (see [`crate::limits`]): a write.
-    pub const UPDATE_ACCOUNT: Operation = Operation::write("update_account");
+    pub const UPDATE_ACCOUNT: Operation = Operation::write("update_account", Scope::AccountsWrite);
 
     /// Update an account
     ///
@@ -381,19 +376,16 @@ impl AccountsApi {
         if_match: Header<Option<String>>,
         body: JsonBody<AccountUpdate>,
     ) -> Result<Updated<Account>, ApiError<UpdateErrors>> {
-        let principal = auth.require(Scope::AccountsWrite)?;
-        let _charge = Self::UPDATE_ACCOUNT.charge(req).await?;
+        let Call { db, .. } = Self::UPDATE_ACCOUNT.begin(req, &auth)?;
         let expected = if_match_version(if_match.0.as_deref())?;
         let patch = accounts::AccountPatch::try_from(body.value)?;
-        let account = Account::from(
-            accounts::update(&self.state.tenant(principal), id.0, expected, patch).await?,
-        );
+        let account = Account::from(accounts::update(&db, id.0, expected, patch).await?);
         let version = account.version;
         Ok(Updated::new(account, version))
     }
 
     /// Price of `delete_account` (see [`crate::limits`]): a write.
-    pub const DELETE_ACCOUNT: Operation = Operation::write("delete_account");
+    pub const DELETE_ACCOUNT: Operation = Operation::write("delete_account", Scope::AccountsWrite);
 
     /// Delete an account
     ///
@@ -414,10 +406,9 @@ impl AccountsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError<DeleteErrors>> {
-        let principal = auth.require(Scope::AccountsWrite)?;
-        let _charge = Self::DELETE_ACCOUNT.charge(req).await?;
+        let Call { db, .. } = Self::DELETE_ACCOUNT.begin(req, &auth)?;
         let expected = if_match_version(if_match.0.as_deref())?;
-        accounts::delete(&self.state.tenant(principal), id.0, expected).await?;
+        accounts::delete(&db, id.0, expected).await?;
         Ok(Deleted::NoContent)
     }
 }

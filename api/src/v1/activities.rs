@@ -1,8 +1,6 @@
 //! `/v1/activities`: calls, emails, notes and meetings logged against people, and the
 //! activity feed.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use domain::activities::{self, ActivityFilter};
 use poem::Request;
@@ -18,13 +16,12 @@ use super::{
     not_null,
 };
 use crate::auth::{BearerAuth, Scope};
+use crate::context::{Call, Operation};
 use crate::cursor::Binding;
 use crate::http::{JsonBody, idempotent, if_match_version, link_next};
-use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
-use crate::state::AppState;
 
 /// What kind of touch an activity records.
 #[derive(Enum, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,10 +269,7 @@ list_envelope!(
 );
 
 /// The activities operations.
-pub struct ActivitiesApi {
-    /// Shared server state.
-    pub state: Arc<AppState>,
-}
+pub struct ActivitiesApi;
 
 fn location(id: Uuid) -> String {
     format!("/v1/activities/{id}")
@@ -284,7 +278,8 @@ fn location(id: Uuid) -> String {
 #[OpenApi(prefix_path = "/v1", tag = "Tag::Activities")]
 impl ActivitiesApi {
     /// Price of `create_activity` (see [`crate::limits`]): a write.
-    pub const CREATE_ACTIVITY: Operation = Operation::write("create_activity");
+    pub const CREATE_ACTIVITY: Operation =
+        Operation::write("create_activity", Scope::ActivitiesWrite);
 
     /// Log an activity
     ///
@@ -304,9 +299,7 @@ impl ActivitiesApi {
         idempotency_key: Header<Option<String>>,
         body: JsonBody<ActivityCreate>,
     ) -> Result<Created<Activity>, ApiError<CreateErrors>> {
-        let principal = auth.require(Scope::ActivitiesWrite)?;
-        let _charge = Self::CREATE_ACTIVITY.charge(req).await?;
-        let db = self.state.tenant(principal);
+        let Call { principal, db, .. } = Self::CREATE_ACTIVITY.begin(req, &auth)?;
         let b = body.value;
         let input = activities::ActivityCreate {
             person_id: b.person_id,
@@ -330,7 +323,8 @@ impl ActivitiesApi {
     }
 
     /// Price of `get_activity` (see [`crate::limits`]): 1, and 0 on a 304.
-    pub const GET_ACTIVITY: Operation = Operation::conditional_read("get_activity");
+    pub const GET_ACTIVITY: Operation =
+        Operation::conditional_read("get_activity", Scope::ActivitiesRead);
 
     /// Get an activity
     ///
@@ -351,9 +345,8 @@ impl ActivitiesApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<Fetched<Activity>, ApiError<ReadErrors>> {
-        let principal = auth.require(Scope::ActivitiesRead)?;
-        let charge = Self::GET_ACTIVITY.charge(req).await?;
-        let activity = Activity::from(activities::get(&self.state.tenant(principal), id.0).await?);
+        let Call { db, charge, .. } = Self::GET_ACTIVITY.begin(req, &auth)?;
+        let activity = Activity::from(activities::get(&db, id.0).await?);
         let version = activity.version;
         let fetched = Fetched::new(activity, version, if_none_match.0.as_deref());
         if fetched.is_not_modified() {
@@ -363,7 +356,8 @@ impl ActivitiesApi {
     }
 
     /// Price of `list_activities` (see [`crate::limits`]): a page; deep offset pages cost more.
-    pub const LIST_ACTIVITIES: Operation = Operation::offset_page("list_activities");
+    pub const LIST_ACTIVITIES: Operation =
+        Operation::offset_page("list_activities", Scope::ActivitiesRead);
 
     /// List activities
     ///
@@ -401,10 +395,12 @@ impl ActivitiesApi {
         /// Only activities that occurred before this time.
         occurred_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<Listed<ActivityList>, ApiError<ListErrors>> {
-        let principal = auth.require(Scope::ActivitiesRead)?;
-        let charge = Self::LIST_ACTIVITIES
-            .charge_page(req, limit.0, page.0)
-            .await?;
+        let Call {
+            principal,
+            db,
+            charge,
+            state,
+        } = Self::LIST_ACTIVITIES.begin(req, &auth)?;
         let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
         let params = ListParams {
             limit: limit.0,
@@ -413,8 +409,7 @@ impl ActivitiesApi {
             updated_after: updated_after.0,
             page: page.0,
         };
-        let db = self.state.tenant(principal);
-        let plan = params.plan(&self.state, principal, "list_activities", &bound)?;
+        let plan = params.plan(state, principal, "list_activities", &bound)?;
         let sync = plan.is_sync();
         let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
@@ -429,7 +424,7 @@ impl ActivitiesApi {
             } => {
                 let page = activities::list(&db, &filter, &request).await?;
                 super::keyset_listing(
-                    &self.state,
+                    state,
                     req.uri(),
                     sort,
                     &binding,
@@ -447,7 +442,8 @@ impl ActivitiesApi {
     }
 
     /// Price of `list_activity_feed` (see [`crate::limits`]): a list page.
-    pub const LIST_ACTIVITY_FEED: Operation = Operation::page("list_activity_feed");
+    pub const LIST_ACTIVITY_FEED: Operation =
+        Operation::page("list_activity_feed", Scope::ActivitiesRead);
 
     /// The activity feed
     ///
@@ -480,20 +476,22 @@ impl ActivitiesApi {
         /// Only activities that occurred before this time.
         occurred_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<Listed<FeedPage>, ApiError<ListErrors>> {
-        let principal = auth.require(Scope::ActivitiesRead)?;
-        let _charge = Self::LIST_ACTIVITY_FEED
-            .charge_page(req, limit.0, None)
-            .await?;
+        let Call {
+            principal,
+            db,
+            state,
+            ..
+        } = Self::LIST_ACTIVITY_FEED.begin(req, &auth)?;
         let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
         let binding = Binding::new("list_activity_feed", &principal.ctx().tenant(), &bound);
         let before = match &cursor.0 {
-            Some(cursor) => self.state.cursors.decode(cursor, &binding)?.1,
+            Some(cursor) => state.cursors.decode(cursor, &binding)?.1,
             None => None,
         };
         let limit = limit.0.unwrap_or(super::DEFAULT_LIMIT);
-        let page = activities::feed(&self.state.tenant(principal), &filter, before, limit).await?;
+        let page = activities::feed(&db, &filter, before, limit).await?;
         let next_cursor = page.has_more.then(|| {
-            self.state
+            state
                 .cursors
                 .encode(&binding, "occurred_at_desc", page.next)
         });
@@ -510,7 +508,8 @@ impl ActivitiesApi {
     }
 
     /// Price of `update_activity` (see [`crate::limits`]): a write.
-    pub const UPDATE_ACTIVITY: Operation = Operation::write("update_activity");
+    pub const UPDATE_ACTIVITY: Operation =
+        Operation::write("update_activity", Scope::ActivitiesWrite);
 
     /// Update an activity
     ///
@@ -532,19 +531,17 @@ impl ActivitiesApi {
         if_match: Header<Option<String>>,
         body: JsonBody<ActivityUpdate>,
     ) -> Result<Updated<Activity>, ApiError<UpdateErrors>> {
-        let principal = auth.require(Scope::ActivitiesWrite)?;
-        let _charge = Self::UPDATE_ACTIVITY.charge(req).await?;
+        let Call { db, .. } = Self::UPDATE_ACTIVITY.begin(req, &auth)?;
         let expected = if_match_version(if_match.0.as_deref())?;
         let patch = activities::ActivityPatch::try_from(body.value)?;
-        let activity = Activity::from(
-            activities::update(&self.state.tenant(principal), id.0, expected, patch).await?,
-        );
+        let activity = Activity::from(activities::update(&db, id.0, expected, patch).await?);
         let version = activity.version;
         Ok(Updated::new(activity, version))
     }
 
     /// Price of `delete_activity` (see [`crate::limits`]): a write.
-    pub const DELETE_ACTIVITY: Operation = Operation::write("delete_activity");
+    pub const DELETE_ACTIVITY: Operation =
+        Operation::write("delete_activity", Scope::ActivitiesWrite);
 
     /// Delete an activity
     ///
@@ -565,10 +562,9 @@ impl ActivitiesApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError<DeleteErrors>> {
-        let principal = auth.require(Scope::ActivitiesWrite)?;
-        let _charge = Self::DELETE_ACTIVITY.charge(req).await?;
+        let Call { db, .. } = Self::DELETE_ACTIVITY.begin(req, &auth)?;
         let expected = if_match_version(if_match.0.as_deref())?;
-        activities::delete(&self.state.tenant(principal), id.0, expected).await?;
+        activities::delete(&db, id.0, expected).await?;
         Ok(Deleted::NoContent)
     }
 }

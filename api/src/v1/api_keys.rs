@@ -1,8 +1,6 @@
 //! `/v1/api_keys`: credentials for integrations. The secret is returned once, at
 //! creation, and never stored (only its keyed hash is).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use domain::identity;
 use poem::Request;
@@ -16,12 +14,11 @@ use uuid::Uuid;
 
 use super::{Tag, list_envelope};
 use crate::auth::{BearerAuth, Scope, api_key};
+use crate::context::{Call, Operation};
 use crate::http::JsonBody;
-use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, FieldProblem, ListErrors, Problem, kind,
 };
-use crate::state::AppState;
 
 /// An API key, without its secret.
 #[derive(Object, Serialize, Debug, Clone, PartialEq)]
@@ -139,10 +136,7 @@ pub enum KeyRevoked {
 }
 
 /// The API-key operations.
-pub struct ApiKeysApi {
-    /// Shared server state.
-    pub state: Arc<AppState>,
-}
+pub struct ApiKeysApi;
 
 /// Attempts at a fresh prefix when a generated one is taken (62^8 prefixes: a clash is
 /// astronomically rare, but the unique index makes it safe to simply retry).
@@ -151,7 +145,7 @@ const PREFIX_ATTEMPTS: usize = 3;
 #[OpenApi(prefix_path = "/v1", tag = "Tag::ApiKeys")]
 impl ApiKeysApi {
     /// Price of `create_api_key` (see [`crate::limits`]): a write.
-    pub const CREATE_API_KEY: Operation = Operation::write("create_api_key");
+    pub const CREATE_API_KEY: Operation = Operation::write("create_api_key", Scope::ApiKeysWrite);
 
     /// Create an API key
     ///
@@ -165,8 +159,12 @@ impl ApiKeysApi {
         req: &Request,
         body: JsonBody<ApiKeyCreate>,
     ) -> Result<KeyCreated, ApiError<CreateErrors>> {
-        let principal = auth.require(Scope::ApiKeysWrite)?;
-        let _charge = Self::CREATE_API_KEY.charge(req).await?;
+        let Call {
+            principal,
+            db,
+            state,
+            ..
+        } = Self::CREATE_API_KEY.begin(req, &auth)?;
         let input = body.value;
         let mut errors = Vec::new();
         for (i, name) in input.scopes.iter().enumerate() {
@@ -187,10 +185,8 @@ impl ApiKeysApi {
         if !errors.is_empty() {
             return Err(Problem::validation(errors).into());
         }
-        let db = self.state.tenant(principal);
         for _ in 0..PREFIX_ATTEMPTS {
-            let key =
-                api_key::generate(self.state.auth.pepper(), principal.ctx().tenant().as_uuid());
+            let key = api_key::generate(state.auth.pepper(), principal.ctx().tenant().as_uuid());
             let created = identity::create_api_key(
                 &db,
                 identity::ApiKeyCreate {
@@ -225,7 +221,7 @@ impl ApiKeysApi {
 
     /// Price of `list_api_keys` (see [`crate::limits`]): a read (the list is short and
     /// unpaginated).
-    pub const LIST_API_KEYS: Operation = Operation::read("list_api_keys");
+    pub const LIST_API_KEYS: Operation = Operation::read("list_api_keys", Scope::ApiKeysRead);
 
     /// List API keys
     ///
@@ -237,9 +233,8 @@ impl ApiKeysApi {
         #[oai(scope = "Scope::ApiKeysRead")] auth: BearerAuth,
         req: &Request,
     ) -> Result<super::Listed<ApiKeyList>, ApiError<ListErrors>> {
-        let principal = auth.require(Scope::ApiKeysRead)?;
-        let _charge = Self::LIST_API_KEYS.charge(req).await?;
-        let keys = identity::list_api_keys(&self.state.tenant(principal)).await?;
+        let Call { db, .. } = Self::LIST_API_KEYS.begin(req, &auth)?;
+        let keys = identity::list_api_keys(&db).await?;
         let data = keys.into_iter().map(ApiKey::from).collect();
         Ok(ApiKeyList::from_listing(super::Listing {
             data,
@@ -250,7 +245,7 @@ impl ApiKeysApi {
     }
 
     /// Price of `revoke_api_key` (see [`crate::limits`]): a write.
-    pub const REVOKE_API_KEY: Operation = Operation::write("revoke_api_key");
+    pub const REVOKE_API_KEY: Operation = Operation::write("revoke_api_key", Scope::ApiKeysWrite);
 
     /// Revoke an API key
     ///
@@ -268,10 +263,9 @@ impl ApiKeysApi {
         /// The key's id.
         id: Path<Uuid>,
     ) -> Result<KeyRevoked, ApiError<DeleteErrors>> {
-        let principal = auth.require(Scope::ApiKeysWrite)?;
-        let _charge = Self::REVOKE_API_KEY.charge(req).await?;
-        let key = identity::revoke_api_key(&self.state.tenant(principal), id.0).await?;
-        self.state.auth.forget_key(key.id);
+        let Call { db, state, .. } = Self::REVOKE_API_KEY.begin(req, &auth)?;
+        let key = identity::revoke_api_key(&db, id.0).await?;
+        state.auth.forget_key(key.id);
         Ok(KeyRevoked::Ok(Json(key.into())))
     }
 }

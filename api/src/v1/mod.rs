@@ -18,9 +18,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::context::Operation;
 use crate::cursor::Binding;
 use crate::http::{JsonOut, link_next, query_escape};
-use crate::limits::Operation;
 use crate::problem::Problem;
 use crate::state::AppState;
 

@@ -1,7 +1,5 @@
 //! `/v1/people`: contacts, optionally at an account.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use domain::people::{self, PersonFilter};
 use poem::Request;
@@ -16,12 +14,11 @@ use super::{
     not_null,
 };
 use crate::auth::{BearerAuth, Scope};
+use crate::context::{Call, Operation};
 use crate::http::{JsonBody, idempotent, if_match_version};
-use crate::limits::Operation;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
-use crate::state::AppState;
 
 /// Where a person stands in the sales process.
 #[derive(Enum, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,10 +290,7 @@ list_envelope!(
 );
 
 /// The people operations.
-pub struct PeopleApi {
-    /// Shared server state.
-    pub state: Arc<AppState>,
-}
+pub struct PeopleApi;
 
 fn location(id: Uuid) -> String {
     format!("/v1/people/{id}")
@@ -305,7 +299,7 @@ fn location(id: Uuid) -> String {
 #[OpenApi(prefix_path = "/v1", tag = "Tag::People")]
 impl PeopleApi {
     /// Price of `create_person` (see [`crate::limits`]): a write.
-    pub const CREATE_PERSON: Operation = Operation::write("create_person");
+    pub const CREATE_PERSON: Operation = Operation::write("create_person", Scope::PeopleWrite);
 
     /// Create a person
     ///
@@ -321,9 +315,7 @@ impl PeopleApi {
         idempotency_key: Header<Option<String>>,
         body: JsonBody<PersonCreate>,
     ) -> Result<Created<Person>, ApiError<CreateErrors>> {
-        let principal = auth.require(Scope::PeopleWrite)?;
-        let _charge = Self::CREATE_PERSON.charge(req).await?;
-        let db = self.state.tenant(principal);
+        let Call { principal, db, .. } = Self::CREATE_PERSON.begin(req, &auth)?;
         let input = body.value.into();
         let out = idempotent(
             &db,
@@ -339,7 +331,7 @@ impl PeopleApi {
     }
 
     /// Price of `get_person` (see [`crate::limits`]): 1, and 0 on a 304.
-    pub const GET_PERSON: Operation = Operation::conditional_read("get_person");
+    pub const GET_PERSON: Operation = Operation::conditional_read("get_person", Scope::PeopleRead);
 
     /// Get a person
     ///
@@ -356,9 +348,8 @@ impl PeopleApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<Fetched<Person>, ApiError<ReadErrors>> {
-        let principal = auth.require(Scope::PeopleRead)?;
-        let charge = Self::GET_PERSON.charge(req).await?;
-        let person = Person::from(people::get(&self.state.tenant(principal), id.0).await?);
+        let Call { db, charge, .. } = Self::GET_PERSON.begin(req, &auth)?;
+        let person = Person::from(people::get(&db, id.0).await?);
         let version = person.version;
         let fetched = Fetched::new(person, version, if_none_match.0.as_deref());
         if fetched.is_not_modified() {
@@ -368,7 +359,7 @@ impl PeopleApi {
     }
 
     /// Price of `list_people` (see [`crate::limits`]): a page; deep offset pages cost more.
-    pub const LIST_PEOPLE: Operation = Operation::offset_page("list_people");
+    pub const LIST_PEOPLE: Operation = Operation::offset_page("list_people", Scope::PeopleRead);
 
     /// List people
     ///
@@ -407,8 +398,12 @@ impl PeopleApi {
         /// Fill `account_name` on each person.
         include_account_name: Query<Option<bool>>,
     ) -> Result<Listed<PersonList>, ApiError<ListErrors>> {
-        let principal = auth.require(Scope::PeopleRead)?;
-        let charge = Self::LIST_PEOPLE.charge_page(req, limit.0, page.0).await?;
+        let Call {
+            principal,
+            db,
+            charge,
+            state,
+        } = Self::LIST_PEOPLE.begin(req, &auth)?;
         let with_names = include_account_name.0.unwrap_or(false);
         if with_names && page.0.is_some() {
             return Err(Problem::invalid_parameter(
@@ -441,8 +436,7 @@ impl PeopleApi {
             updated_after: updated_after.0,
             page: page.0,
         };
-        let db = self.state.tenant(principal);
-        let plan = params.plan(&self.state, principal, "list_people", &bound)?;
+        let plan = params.plan(state, principal, "list_people", &bound)?;
         let sync = plan.is_sync();
         let listing = match plan {
             Plan::Offset(request) => super::offset_listing(
@@ -458,7 +452,7 @@ impl PeopleApi {
                 let page = people::list_with_account_name(&db, &filter, &request).await?;
                 let key = |p: &people::PersonWithAccount| (p.person.updated_at, p.person.id);
                 super::keyset_listing(
-                    &self.state,
+                    state,
                     req.uri(),
                     sort,
                     &binding,
@@ -475,7 +469,7 @@ impl PeopleApi {
             } => {
                 let page = people::list(&db, &filter, &request).await?;
                 super::keyset_listing(
-                    &self.state,
+                    state,
                     req.uri(),
                     sort,
                     &binding,
@@ -493,7 +487,7 @@ impl PeopleApi {
     }
 
     /// Price of `update_person` (see [`crate::limits`]): a write.
-    pub const UPDATE_PERSON: Operation = Operation::write("update_person");
+    pub const UPDATE_PERSON: Operation = Operation::write("update_person", Scope::PeopleWrite);
 
     /// Update a person
     ///
@@ -511,19 +505,16 @@ impl PeopleApi {
         if_match: Header<Option<String>>,
         body: JsonBody<PersonUpdate>,
     ) -> Result<Updated<Person>, ApiError<UpdateErrors>> {
-        let principal = auth.require(Scope::PeopleWrite)?;
-        let _charge = Self::UPDATE_PERSON.charge(req).await?;
+        let Call { db, .. } = Self::UPDATE_PERSON.begin(req, &auth)?;
         let expected = if_match_version(if_match.0.as_deref())?;
         let patch = people::PersonPatch::try_from(body.value)?;
-        let person = Person::from(
-            people::update(&self.state.tenant(principal), id.0, expected, patch).await?,
-        );
+        let person = Person::from(people::update(&db, id.0, expected, patch).await?);
         let version = person.version;
         Ok(Updated::new(person, version))
     }
 
     /// Price of `delete_person` (see [`crate::limits`]): a write.
-    pub const DELETE_PERSON: Operation = Operation::write("delete_person");
+    pub const DELETE_PERSON: Operation = Operation::write("delete_person", Scope::PeopleWrite);
 
     /// Delete a person
     ///
@@ -544,10 +535,9 @@ impl PeopleApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError<DeleteErrors>> {
-        let principal = auth.require(Scope::PeopleWrite)?;
-        let _charge = Self::DELETE_PERSON.charge(req).await?;
+        let Call { db, .. } = Self::DELETE_PERSON.begin(req, &auth)?;
         let expected = if_match_version(if_match.0.as_deref())?;
-        people::delete(&self.state.tenant(principal), id.0, expected).await?;
+        people::delete(&db, id.0, expected).await?;
         Ok(Deleted::NoContent)
     }
 }

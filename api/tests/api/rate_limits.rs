@@ -288,6 +288,12 @@ async fn the_spec_publishes_every_operation_s_cost_and_the_rate_limit_headers() 
             );
             let declared = api::v1::operation(id).expect("declared next to its handler");
             assert_eq!(cost, Some(declared.units(None, None)), "{id}");
+            // The scope the front door checks is the one the spec declares.
+            assert_eq!(
+                op["security"][0]["bearer"][0].as_str(),
+                Some(declared.scope.as_str()),
+                "{id}"
+            );
             if id.starts_with("list_") && id != "list_api_keys" {
                 assert!(s(op, "x-rate-limit-cost-rule").contains("limit/50"), "{id}");
             }
