@@ -17,6 +17,8 @@ mod conditional;
 mod coverage;
 #[path = "api/hostile.rs"]
 mod hostile;
+#[path = "api/nul.rs"]
+mod nul;
 #[path = "api/pagination.rs"]
 mod pagination;
 #[path = "api/people.rs"]

@@ -10,7 +10,7 @@ use crate::Writer;
 use crate::entity::{account, user};
 use crate::error::{Error, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest};
-use crate::types::{Check, CustomFields, DomainName, Name};
+use crate::types::{Check, CustomFields, DomainName, Name, filter_text};
 use crate::{store, time};
 
 /// An account as the domain sees it.
@@ -248,9 +248,11 @@ fn filtered<'a>(
         scoped = scoped.filter(account::Column::Domain.eq(domain.into_inner()));
     }
     if let Some(prefix) = &filter.name_prefix {
+        let prefix =
+            filter_text(prefix).map_err(|e| Error::Validation(vec![e.at("name_prefix")]))?;
         // LIKE with the wildcards of the input escaped, on LOWER(name): case-insensitive
         // on both backends (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
-        scoped = scoped.filter(account::Column::Name.starts_with_ci(prefix.trim()));
+        scoped = scoped.filter(account::Column::Name.starts_with_ci(prefix));
     }
     Ok(scoped)
 }

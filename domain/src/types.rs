@@ -2,7 +2,14 @@
 //! the value passed the rule written next to it.
 //!
 //! `parse` reports an [`Invalid`] (a code and a message, no field): the operation that
-//! reads a whole input knows the field path and turns it into a [`FieldError`].
+//! reads a whole input knows the field path and turns it into a [`FieldError`]. A
+//! structured value ([`CustomFields`]) reports an [`InvalidWithin`]: the failure and
+//! where inside the value it is, appended to the field's path (`custom_fields.tier`).
+//!
+//! No string of an input or a filter may contain NUL (U+0000): PostgreSQL cannot store
+//! it (`text` refuses the byte, `jsonb` the `\u0000` escape) while SQLite can, so
+//! refusing it here makes both backends answer alike — a validation error, never a 500
+//! on one and a stored row on the other — and no statement ever carries one.
 
 use std::fmt;
 
@@ -43,6 +50,40 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// Why a structured value was rejected, and where inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidWithin {
+    /// Where in the value, as a continuation of the field's path (`.tier`,
+    /// `.tier[1].note`); empty for the value as a whole.
+    pub path: String,
+    /// What is wrong there.
+    pub invalid: Invalid,
+}
+
+impl InvalidWithin {
+    /// This failure, inside `field`: located at `field` followed by [`Self::path`].
+    pub fn at(self, field: impl Into<String>) -> FieldError {
+        let mut field = field.into();
+        field.push_str(&self.path);
+        self.invalid.at(field)
+    }
+}
+
+impl From<Invalid> for InvalidWithin {
+    fn from(invalid: Invalid) -> Self {
+        Self {
+            path: String::new(),
+            invalid,
+        }
+    }
+}
+
+impl fmt::Display for InvalidWithin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.invalid)
+    }
+}
+
 /// Collects the failures of every field of one input, so the caller learns about all
 /// of them at once.
 #[derive(Debug, Default)]
@@ -51,12 +92,16 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    /// The value if it parsed; otherwise records the failure at `field`.
-    pub(crate) fn field<T>(&mut self, field: &str, parsed: Result<T, Invalid>) -> Option<T> {
+    /// The value if it parsed; otherwise records the failure at `field` (or inside it).
+    pub(crate) fn field<T, E: Into<InvalidWithin>>(
+        &mut self,
+        field: &str,
+        parsed: Result<T, E>,
+    ) -> Option<T> {
         match parsed {
             Ok(value) => Some(value),
             Err(invalid) => {
-                self.errors.push(invalid.at(field));
+                self.errors.push(invalid.into().at(field));
                 None
             }
         }
@@ -92,6 +137,20 @@ pub const MAX_CUSTOM_FIELDS_BYTES: usize = 16 * 1024;
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
+}
+
+/// The failure of a string holding NUL (see the module docs).
+fn nul() -> Invalid {
+    Invalid::new("invalid_characters", "must not contain NUL (U+0000)")
+}
+
+/// Validates a free-text filter (a name prefix): trimmed; any text but NUL, which no
+/// stored value can hold (see the module docs).
+pub(crate) fn filter_text(raw: &str) -> Result<&str, Invalid> {
+    if raw.contains('\0') {
+        return Err(nul());
+    }
+    Ok(raw.trim())
 }
 
 /// A short human-entered text: trimmed, 1..=200 characters, no control characters.
@@ -304,26 +363,30 @@ impl Slug {
 }
 
 /// An account's custom fields: a JSON object of at most [`MAX_CUSTOM_FIELDS_BYTES`]
-/// serialized, with keys of 1..=64 characters.
+/// serialized, with keys of 1..=64 characters, and no NUL in any key or string at any
+/// depth.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CustomFields(Map<String, Value>);
 
 impl CustomFields {
-    /// Validates `raw`.
-    pub fn parse(raw: Value) -> Result<Self, Invalid> {
+    /// Validates `raw`. A failure inside it names where: `.tier` for the value of key
+    /// `tier`, `.tier[1].note` deeper down, nothing for the object as a whole (or one of
+    /// its own keys).
+    pub fn parse(raw: Value) -> Result<Self, InvalidWithin> {
         match raw {
             Value::Object(map) => Self::from_map(map),
-            _ => Err(Invalid::new("not_an_object", "must be a JSON object")),
+            _ => Err(Invalid::new("not_an_object", "must be a JSON object").into()),
         }
     }
 
-    fn from_map(map: Map<String, Value>) -> Result<Self, Invalid> {
+    fn from_map(map: Map<String, Value>) -> Result<Self, InvalidWithin> {
         if let Some(key) = map.keys().find(|k| k.is_empty() || k.chars().count() > 64) {
             let shown: String = key.chars().take(64).collect();
             return Err(Invalid::new(
                 "invalid_key",
                 format!("key `{shown}` must be 1 to 64 characters"),
-            ));
+            )
+            .into());
         }
         let size = serde_json::to_vec(&map)
             .map(|bytes| bytes.len())
@@ -332,7 +395,12 @@ impl CustomFields {
             return Err(Invalid::new(
                 "too_large",
                 format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON"),
-            ));
+            )
+            .into());
+        }
+        // Walked after the size check, so never more than 16 KiB of JSON.
+        if let Some(found) = first_nul(&map) {
+            return Err(found);
         }
         Ok(Self(map))
     }
@@ -344,10 +412,12 @@ impl CustomFields {
     }
 
     /// Applies a JSON merge patch (RFC 7396) of the top-level keys: each key of `patch`
-    /// replaces the stored one, and a `null` removes it. The result is validated again.
-    pub fn merge(mut self, patch: Value) -> Result<Self, Invalid> {
+    /// replaces the stored one, and a `null` removes it. The result is validated again
+    /// (so a key stored before a rule was tightened is reported too, until the patch
+    /// replaces or removes it).
+    pub fn merge(mut self, patch: Value) -> Result<Self, InvalidWithin> {
         let Value::Object(patch) = patch else {
-            return Err(Invalid::new("not_an_object", "must be a JSON object"));
+            return Err(Invalid::new("not_an_object", "must be a JSON object").into());
         };
         for (key, value) in patch {
             if value.is_null() {
@@ -367,6 +437,46 @@ impl CustomFields {
     /// The validated object, as a JSON value for storage.
     pub(crate) fn into_value(self) -> Value {
         Value::Object(self.0)
+    }
+}
+
+/// The first NUL in `map`'s keys or strings, at any depth: at the string holding it, or
+/// — for a key — at the object holding the key. Iterative, so no input nests deep enough
+/// to exhaust the stack.
+fn first_nul(map: &Map<String, Value>) -> Option<InvalidWithin> {
+    let mut pending: Vec<(String, &Value)> = Vec::new();
+    let mut object = Some((String::new(), map));
+    loop {
+        if let Some((path, map)) = object.take() {
+            if let Some(key) = map.keys().find(|k| k.contains('\0')) {
+                let shown: String = key.chars().take(64).flat_map(char::escape_debug).collect();
+                let message = format!("key `{shown}` must not contain NUL (U+0000)");
+                return Some(InvalidWithin {
+                    path,
+                    invalid: Invalid::new("invalid_key", message),
+                });
+            }
+            // Reversed onto the stack, so they are visited in order.
+            pending.extend(map.iter().rev().map(|(k, v)| (format!("{path}.{k}"), v)));
+        }
+        let (path, value) = pending.pop()?;
+        match value {
+            Value::String(text) if text.contains('\0') => {
+                return Some(InvalidWithin {
+                    path,
+                    invalid: nul(),
+                });
+            }
+            Value::Object(map) => object = Some((path, map)),
+            Value::Array(items) => pending.extend(
+                items
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(i, item)| (format!("{path}[{i}]"), item)),
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -536,18 +646,92 @@ mod tests {
     fn custom_fields_must_be_a_small_object() {
         assert!(CustomFields::parse(json!({"tier": "gold", "seats": 12})).is_ok());
         assert_eq!(
-            CustomFields::parse(json!([1, 2])).map_err(|e| e.code),
+            CustomFields::parse(json!([1, 2])).map_err(|e| e.invalid.code),
             Err("not_an_object")
         );
         assert_eq!(
-            CustomFields::parse(json!({"": 1})).map_err(|e| e.code),
+            CustomFields::parse(json!({"": 1})).map_err(|e| e.invalid.code),
             Err("invalid_key")
         );
         let big = json!({ "blob": "x".repeat(MAX_CUSTOM_FIELDS_BYTES) });
         assert_eq!(
-            CustomFields::parse(big).map_err(|e| e.code),
+            CustomFields::parse(big).map_err(|e| e.invalid.code),
             Err("too_large")
         );
+    }
+
+    #[test]
+    fn custom_fields_refuse_a_nul_at_any_depth_and_say_where() {
+        let at = |raw: Value| {
+            CustomFields::parse(raw)
+                .map(drop)
+                .map_err(|e| e.at("custom_fields"))
+                .map_err(|e| (e.field, e.code))
+        };
+        let failed = |field: &str, code| Err((field.to_owned(), code));
+        assert_eq!(
+            at(json!({"k": "a\u{0}b"})),
+            failed("custom_fields.k", "invalid_characters")
+        );
+        assert_eq!(
+            at(json!({"a\u{0}b": 1})),
+            failed("custom_fields", "invalid_key")
+        );
+        assert_eq!(
+            at(json!({"k": {"inner": ["x", "\u{0}"]}})),
+            failed("custom_fields.k.inner[1]", "invalid_characters")
+        );
+        assert_eq!(
+            at(json!({"k": [{"\u{0}": true}]})),
+            failed("custom_fields.k[0]", "invalid_key")
+        );
+        assert_eq!(
+            at(json!({"a": "fine", "b": ["\u{0}"], "c": "\u{0}"})),
+            failed("custom_fields.b[0]", "invalid_characters"),
+            "the first in document order"
+        );
+        assert_eq!(
+            at(json!({"k": "other controls \u{1}\t\n and \\u0000 as text are data"})),
+            Ok(())
+        );
+        let message = CustomFields::parse(json!({"a\u{0}b": 1})).map_err(|e| e.invalid.message);
+        assert_eq!(
+            message,
+            Err("key `a\\0b` must not contain NUL (U+0000)".to_owned()),
+            "the key is shown escaped"
+        );
+
+        let stored = CustomFields::parse(json!({"tier": "gold"})).unwrap_or_default();
+        let merged = stored
+            .clone()
+            .merge(json!({"tier": ["gold", {"note": "\u{0}"}]}));
+        assert_eq!(
+            merged.map_err(|e| e.at("custom_fields").field),
+            Err("custom_fields.tier[1].note".to_owned())
+        );
+        let nul_key = stored.merge(json!({"\u{0}": "v"}));
+        assert_eq!(nul_key.map_err(|e| e.invalid.code), Err("invalid_key"));
+    }
+
+    #[test]
+    fn no_parser_accepts_a_nul() {
+        let codes = [
+            Name::parse("a\u{0}b").map(drop).map_err(|e| e.code),
+            Email::parse("a\u{0}b@example.com")
+                .map(drop)
+                .map_err(|e| e.code),
+            DomainName::parse("exa\u{0}mple.com")
+                .map(drop)
+                .map_err(|e| e.code),
+            Phone::parse("+1555\u{0}0102030")
+                .map(drop)
+                .map_err(|e| e.code),
+            Slug::parse("ac\u{0}me").map(drop).map_err(|e| e.code),
+            body("line\n\u{0}").map(drop).map_err(|e| e.code),
+            filter_text("glo\u{0}").map(drop).map_err(|e| e.code),
+        ];
+        assert!(codes.iter().all(Result::is_err), "{codes:?}");
+        assert_eq!(filter_text("  Glo "), Ok("Glo"));
     }
 
     #[test]
@@ -559,7 +743,7 @@ mod tests {
         assert_eq!(merged, Ok(json!({"tier": "gold", "region": "emea"})));
         let too_big =
             CustomFields::default().merge(json!({ "blob": "x".repeat(MAX_CUSTOM_FIELDS_BYTES) }));
-        assert_eq!(too_big.map_err(|e| e.code), Err("too_large"));
+        assert_eq!(too_big.map_err(|e| e.invalid.code), Err("too_large"));
     }
 
     #[test]

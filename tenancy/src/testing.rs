@@ -1,13 +1,16 @@
 //! Test support (feature `testing`): a fresh, empty database per test, on every
 //! backend the environment asks for, so tests run in parallel.
 //!
-//! - SQLite always: a new database file under the system temp dir, removed on drop.
+//! - SQLite always: a new database file under the system temp dir, removed on drop,
+//!   opened as production opens it (see [`TestDb::new`]).
 //! - PostgreSQL when `DATABASE_URL` is set: a new schema in that database (the pool's
 //!   `search_path` points at it), dropped on drop.
 //! - With `CI=true`, a missing `DATABASE_URL` is a failure, never a silent skip.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
 use crate::{Connected, Db, Result};
@@ -93,6 +96,10 @@ pub fn backends() -> Vec<Backend> {
     backends
 }
 
+/// How long a SQLite connection waits for another's lock before failing: production's
+/// value (`migrations::pool::connect`).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A fresh database; dropped (file removed, schema dropped) with this value.
 #[derive(Debug)]
 pub struct TestDb {
@@ -113,6 +120,11 @@ enum Cleanup {
 
 impl TestDb {
     /// Opens a fresh, empty database on `backend`.
+    ///
+    /// SQLite is opened with production's options (`migrations::pool::connect`, which
+    /// this crate cannot depend on): WAL journal, `synchronous=FULL` and a 10 s busy
+    /// timeout, so tests lock, wait and commit as the server does
+    /// (`tests/tenancy/test_db.rs` reads them back from every pooled connection).
     pub async fn new(backend: &Backend) -> Result<Self> {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let (options, cleanup) = match backend {
@@ -123,7 +135,14 @@ impl TestDb {
                 let path = dir.join(format!("{id}.db"));
                 let mut options =
                     ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
-                options.max_connections(4).sqlx_logging(false);
+                options
+                    .max_connections(4)
+                    .sqlx_logging(false)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Full)
+                            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    });
                 (options, Cleanup::File(path))
             }
             Backend::Postgres(url) => {

@@ -9,3 +9,4 @@ mod compile_fail;
 mod generated_sql;
 mod guard;
 mod property;
+mod test_db;
