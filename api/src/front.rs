@@ -11,7 +11,9 @@
 //!    1 before the lookup and refused (429, policy `ip`) when its budget is spent; a key
 //!    that verifies gets the unit back. So a flood of invalid keys from one address costs at
 //!    most `TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA` lookups per window.
-//! 2. **Scope.** A credential without the operation's scope is answered 403 here.
+//! 2. **Scope.** A credential without the operation's scope is answered 403 here. A write
+//!    while the embedded database's disk is below its reserve is answered 507 here
+//!    ([`crate::storage`]).
 //! 3. **Rate limit.** The operation's price ([`crate::limits::Operation::price`], from the
 //!    query string) is charged to the tenant's and the credential's budgets; 429 when
 //!    either is spent.
@@ -234,6 +236,14 @@ impl<E> FrontDoorEndpoint<E> {
             ),
             None => ("", FAILED, None),
         };
+        // A write while the storage is nearly full: refused before anything is charged or
+        // read ([`crate::storage`]).
+        if route.is_some()
+            && is_write(req.method())
+            && let Some(problem) = self.door.state.storage.refuse_write()
+        {
+            return Err(problem.into_response_for(&problem_context(req)));
+        }
         let charge = match limiter {
             Some(limiter) => {
                 let keys = CredentialKeys::of(&principal);
@@ -347,6 +357,14 @@ impl<E> FrontDoorEndpoint<E> {
         write_headers(&mut resp, decision, 0, policy);
         resp
     }
+}
+
+/// Whether `method` writes.
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 /// The bearer token of `headers`, exactly as the operations' `Bearer` extractor reads it

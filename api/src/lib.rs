@@ -25,6 +25,7 @@
 //!   `openapi/openapi.json`) and the docs page (`/docs`).
 //! - [`server`]: routes, middleware order, serving with graceful shutdown.
 //! - [`bootstrap`]: connect, migrate, demo tenant.
+//! - [`storage`]: the SQLite disk's reserve (writes paused with 507 before it is full).
 //! - [`state`], [`metrics`]: shared server state and Prometheus metrics.
 //!
 //! ## Rules
@@ -59,6 +60,7 @@ pub mod problem;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod storage;
 pub mod v1;
 
 pub use settings::Settings;

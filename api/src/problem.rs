@@ -50,6 +50,8 @@ pub mod kind {
     pub const PRECONDITION_FAILED: &str = "https://tenantry.dev/problems/precondition-failed";
     /// 413: the body is larger than the limit.
     pub const PAYLOAD_TOO_LARGE: &str = "https://tenantry.dev/problems/payload-too-large";
+    /// 507: the server's storage is nearly full; writes are paused.
+    pub const INSUFFICIENT_STORAGE: &str = "https://tenantry.dev/problems/insufficient-storage";
     /// 408: the request body came too slowly.
     pub const BODY_TIMEOUT: &str = "https://tenantry.dev/problems/body-timeout";
     /// 414: the request target (path and query) is longer than the server accepts.
@@ -264,7 +266,7 @@ impl IntoResponse for Problem {
                 HeaderValue::from_static("Bearer realm=\"tenantry\""),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INSUFFICIENT_STORAGE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -286,6 +288,7 @@ fn title_of(kind: &str, status: StatusCode) -> &'static str {
         kind::PRECONDITION_FAILED => "Precondition failed",
         kind::PAYLOAD_TOO_LARGE => "Payload too large",
         kind::BODY_TIMEOUT => "Request body too slow",
+        kind::INSUFFICIENT_STORAGE => "Insufficient storage",
         kind::URI_TOO_LONG => "URI too long",
         kind::HEADERS_TOO_LARGE => "Request headers too large",
         kind::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
@@ -348,6 +351,10 @@ const FORBIDDEN: (u16, &str) = (403, "The credential lacks the required scope.")
 const NOT_FOUND: (u16, &str) = (404, "No such resource in your tenant.");
 const CONFLICT: (u16, &str) = (409, "A unique value is taken.");
 const PRECONDITION: (u16, &str) = (412, "If-Match does not match the current ETag.");
+const BODY_TOO_SLOW: (u16, &str) = (
+    408,
+    "The body came too slowly (below the minimum rate, or past the body deadline).",
+);
 const TOO_LARGE: (u16, &str) = (413, "The body is larger than the limit.");
 const MEDIA_TYPE: (u16, &str) = (415, "The body is not application/json.");
 const UNPROCESSABLE: (u16, &str) = (
@@ -361,7 +368,11 @@ const TOO_MANY: (u16, &str) = (
 const INTERNAL: (u16, &str) = (500, "Internal error; quote the request id.");
 const UNAVAILABLE: (u16, &str) = (
     503,
-    "Overloaded or timed out; retry after Retry-After seconds.",
+    "Overloaded, timed out, or the database is unavailable; retry after Retry-After seconds.",
+);
+const STORAGE: (u16, &str) = (
+    507,
+    "The server's storage is nearly full and writes are paused; retry after Retry-After seconds.",
 );
 
 /// Errors of a read by id.
@@ -401,6 +412,7 @@ impl ErrorSet for CreateErrors {
         BAD_REQUEST,
         UNAUTHORIZED,
         FORBIDDEN,
+        BODY_TOO_SLOW,
         CONFLICT,
         TOO_LARGE,
         MEDIA_TYPE,
@@ -408,6 +420,7 @@ impl ErrorSet for CreateErrors {
         TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
+        STORAGE,
     ];
 }
 
@@ -420,6 +433,7 @@ impl ErrorSet for UpdateErrors {
         UNAUTHORIZED,
         FORBIDDEN,
         NOT_FOUND,
+        BODY_TOO_SLOW,
         CONFLICT,
         PRECONDITION,
         TOO_LARGE,
@@ -428,6 +442,7 @@ impl ErrorSet for UpdateErrors {
         TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
+        STORAGE,
     ];
 }
 
@@ -444,6 +459,7 @@ impl ErrorSet for DeleteErrors {
         TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
+        STORAGE,
     ];
 }
 

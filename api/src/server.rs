@@ -167,9 +167,19 @@ fn healthz() -> Response {
         .body(r#"{"status":"ok"}"#)
 }
 
-/// Readiness: the database answers, within `TENANTRY_DB_ACQUIRE_TIMEOUT_MS`.
+/// Readiness: the storage has its reserve free, and the database answers within
+/// `TENANTRY_DB_ACQUIRE_TIMEOUT_MS`.
 #[handler]
 async fn readyz(state: Data<&Arc<AppState>>) -> Response {
+    if state.storage.refuse_write().is_some() {
+        tracing::warn!("readiness: the storage is nearly full");
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            kind::UNAVAILABLE,
+            "the storage is nearly full: writes are paused",
+        )
+        .into_response();
+    }
     let ping = tokio::time::timeout(state.settings.db_acquire_timeout, state.tenants.ping()).await;
     match ping {
         Ok(Ok(())) => Response::builder()

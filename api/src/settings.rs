@@ -90,6 +90,10 @@ pub struct Settings {
     /// the bound of `/readyz`'s check. Default 1000: with the database down, requests and
     /// probes fail within about a second instead of piling up.
     pub db_acquire_timeout: Duration,
+    /// `TENANTRY_SQLITE_MIN_FREE_BYTES`: the free space kept on the SQLite file's
+    /// filesystem: below it writes are refused with 507 and `/readyz` reports 503 (see
+    /// [`crate::storage`]). Default 64 MiB.
+    pub sqlite_min_free_bytes: u64,
     /// `TENANTRY_DATA_DIR`: where the embedded mode keeps its files (the SQLite database
     /// and, in development, the generated secrets). Default `./data`.
     pub data_dir: PathBuf,
@@ -381,6 +385,11 @@ impl Settings {
                 "TENANTRY_DB_ACQUIRE_TIMEOUT_MS",
                 1_000,
             )?),
+            sqlite_min_free_bytes: parse(
+                &lookup,
+                "TENANTRY_SQLITE_MIN_FREE_BYTES",
+                64 * 1024 * 1024,
+            )?,
             data_dir,
             jwt_secret,
             jwt_issuer: lookup("TENANTRY_JWT_ISSUER").unwrap_or_else(|| "tenantry".to_owned()),
@@ -462,6 +471,7 @@ impl Settings {
             database_url: Secret::new(database_url),
             db_max_connections: 4,
             db_acquire_timeout: Duration::from_secs(1),
+            sqlite_min_free_bytes: 64 * 1024 * 1024,
             data_dir: std::env::temp_dir(),
             jwt_secret: Secret::new("test-jwt-secret-test-jwt-secret-test-jwt-secret"),
             jwt_issuer: "tenantry".to_owned(),

@@ -13,6 +13,7 @@ use crate::context::tenants::Tenants;
 use crate::cursor::CursorCodec;
 use crate::metrics::Metrics;
 use crate::settings::{Secret, Settings};
+use crate::storage::StorageGuard;
 
 /// Keys derived from `TENANTRY_SECRET_KEY`, one per purpose, so that no two features
 /// share a key.
@@ -71,6 +72,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Request metrics.
     pub metrics: Metrics,
+    /// The SQLite disk's reserve.
+    pub storage: StorageGuard,
     /// The rate limiter (Redis or in-process); `None` when limits are disabled.
     pub limiter: Option<ratelimit::Limiter>,
 }
@@ -109,6 +112,10 @@ impl AppState {
             auth,
             metrics: Metrics::new()?,
             limiter: crate::limits::limiter(&settings)?,
+            storage: StorageGuard::new(
+                settings.database_url.expose(),
+                settings.sqlite_min_free_bytes,
+            ),
             settings,
         })
     }

@@ -1,12 +1,17 @@
-//! Faults under load, against a PostgreSQL cluster of the test's own (never the shared
-//! one): the server answers 503 + `Retry-After` quickly while the database is gone, never
-//! a 500, and serves again without a restart; a client that retries with the same
-//! `Idempotency-Key` loses and duplicates nothing.
+//! Faults under load: a PostgreSQL cluster of the test's own (never the shared one)
+//! stopped and restarted — the server answers 503 + `Retry-After` quickly while the
+//! database is gone, never a 500, and serves again without a restart; and the embedded
+//! SQLite database on a small filesystem of the test's own filling up — writes are paused
+//! with 507 before the disk is full, `/readyz` says so, and writes resume once space is
+//! freed. In both, a client that retries with the same `Idempotency-Key` loses and
+//! duplicates nothing, checked after a restart.
 //!
 //! Its own test binary: it stops and starts a database server, and prints its figures
 //! (requests, failures by kind, how fast a 503 came, recovery time) for the CI log. The
 //! bounds it asserts are generous; the figures are the measurement.
 
+#[path = "faults/live.rs"]
+mod live;
 #[path = "faults/pg_cluster.rs"]
 mod pg_cluster;
 
@@ -14,15 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api::auth::Scope;
-use api::auth::jwt::{JwtIssuer, TokenType};
-use api::{AppState, Settings};
-use chrono::TimeDelta;
-use domain::identity::{self, TenantCreate};
+use api::Settings;
 use serde_json::{Value, json};
-use tenancy::TenantId;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
+use live::Server;
 use pg_cluster::PgCluster;
 
 /// What the writers saw.
@@ -36,76 +37,51 @@ struct Tally {
     acked: HashMap<String, String>,
     /// Acknowledged by a replay.
     replays: usize,
+    /// Failed attempts since the last acknowledged write.
+    failing: usize,
 }
 
-/// A running server on `cluster`'s database `tenantry`, with one tenant's token.
-struct Server {
-    base: String,
-    token: String,
-    _shutdown: oneshot::Sender<()>,
+/// What the writers create.
+#[derive(Clone, Copy)]
+enum Load {
+    /// People (small rows).
+    People,
+    /// Accounts with ~15 KB of custom fields each (to fill a disk).
+    BigAccounts,
 }
 
+impl Load {
+    /// The path and body of write `name`.
+    fn request(self, name: &str) -> (&'static str, Value) {
+        match self {
+            Load::People => (
+                "/v1/people",
+                json!({ "first_name": name, "last_name": "Fault" }),
+            ),
+            Load::BigAccounts => {
+                let blob: String = (0..15_000)
+                    .map(|i| char::from(b'a' + ((i * 7 + name.len()) % 26) as u8))
+                    .collect();
+                (
+                    "/v1/accounts",
+                    json!({ "name": name, "custom_fields": { "blob": blob } }),
+                )
+            }
+        }
+    }
+}
+
+/// A server on `cluster`'s database `tenantry`.
 async fn server(cluster: &PgCluster) -> Server {
     cluster.create_database("tenantry");
-    let settings = Settings::for_tests(&cluster.url("tenantry"));
-    let connected = api::bootstrap::open(&settings).await.expect("migrated");
-    let tenant = identity::create_tenant(
-        &connected.unscoped,
-        TenantCreate {
-            slug: "faults".to_owned(),
-            name: "Faults".to_owned(),
-            plan: None,
-            admin_email: "admin@faults.test".to_owned(),
-            admin_name: "Admin".to_owned(),
-        },
-    )
-    .await
-    .expect("tenant");
-    let issuer = JwtIssuer::new(
-        settings.jwt_secret.expose().as_bytes(),
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-    );
-    let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
-    let token = issuer
-        .issue(
-            TenantId::from_uuid(tenant.tenant.id.as_uuid()),
-            TokenType::User,
-            &tenant.admin.id.to_string(),
-            &scopes,
-            TimeDelta::hours(1),
-        )
-        .expect("token");
-    let state = Arc::new(
-        AppState::new(
-            connected.db,
-            Arc::new((connected.unscoped, connected.issuer)),
-            settings,
-        )
-        .expect("state"),
-    );
-    let bound = api::server::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let base = format!("http://{}", bound.addr);
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = api::server::serve(bound, state, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    Server {
-        base,
-        token,
-        _shutdown: tx,
-    }
+    live::start(Settings::for_tests(&cluster.url("tenantry"))).await
 }
 
 /// One writer: creates people one after another, each retried with its own
 /// `Idempotency-Key` until acknowledged (or `stop`), recording everything in `tally`.
 async fn writer(
     id: usize,
+    load: Load,
     base: String,
     token: String,
     tally: Arc<Mutex<Tally>>,
@@ -121,10 +97,10 @@ async fn writer(
         }
         let name = format!("w{id}-{n}");
         let key = uuid::Uuid::now_v7().to_string();
-        let body = json!({ "first_name": name, "last_name": "Fault" });
+        let (path, body) = load.request(&name);
         loop {
             let resp = client
-                .post(format!("{base}/v1/people"))
+                .post(format!("{base}{path}"))
                 .bearer_auth(&token)
                 .header("Idempotency-Key", &key)
                 .json(&body)
@@ -150,12 +126,14 @@ async fn writer(
                 *t.statuses.entry(status).or_insert(0) += 1;
                 match status {
                     201 => {
+                        t.failing = 0;
                         t.replays += usize::from(replayed);
                         let id = json["id"].as_str().unwrap_or_default().to_owned();
                         t.acked.insert(name.clone(), id);
                         false
                     }
-                    503 => {
+                    503 | 507 => {
+                        t.failing += 1;
                         t.missing_retry_after += usize::from(!retry_after);
                         true
                     }
@@ -235,6 +213,7 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
         .map(|id| {
             tokio::spawn(writer(
                 id,
+                Load::People,
                 server.base.clone(),
                 server.token.clone(),
                 tally.clone(),
@@ -289,10 +268,18 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
     );
     assert_eq!(tally.missing_retry_after, 0);
 
-    // Every acknowledged write is stored exactly once.
+    assert_stored_once(&server, Load::People, &tally).await;
+}
+
+/// Every acknowledged write of `tally` is stored exactly once (listed through the API).
+async fn assert_stored_once(server: &Server, load: Load, tally: &Tally) {
+    let (path, field) = match load {
+        Load::People => ("/v1/people", "first_name"),
+        Load::BigAccounts => ("/v1/accounts", "name"),
+    };
     let client = reqwest::Client::new();
     let mut stored: HashMap<String, usize> = HashMap::new();
-    let mut url = format!("{}/v1/people?limit=200", server.base);
+    let mut url = format!("{}{path}?limit=200", server.base);
     loop {
         let page: Value = client
             .get(&url)
@@ -303,13 +290,13 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
             .json()
             .await
             .expect("a page");
-        for person in page["data"].as_array().expect("data") {
-            let name = person["first_name"].as_str().unwrap_or_default().to_owned();
+        for item in page["data"].as_array().expect("data") {
+            let name = item[field].as_str().unwrap_or_default().to_owned();
             *stored.entry(name).or_insert(0) += 1;
         }
         match page["next_cursor"].as_str() {
             Some(cursor) if page["has_more"] == true => {
-                url = format!("{}/v1/people?limit=200&cursor={cursor}", server.base);
+                url = format!("{}{path}?limit=200&cursor={cursor}", server.base);
             }
             _ => break,
         }
@@ -328,4 +315,141 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
     );
     assert!(lost.is_empty(), "lost {lost:?}");
     assert!(duplicated.is_empty(), "duplicated {duplicated:?}");
+}
+
+/// A small filesystem of the test's own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `megabytes`; `None` (said loudly) where mounting is not allowed —
+    /// a failure under `CI=true`, where CI runs as root.
+    fn mount(megabytes: u32) -> Option<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("tenantry-disk-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: the disk-full test needs to mount a tmpfs (run as root)"
+            );
+            eprintln!("*** cannot mount a tmpfs: the disk-full test did not run ***");
+            return None;
+        }
+        Some(Self { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Polls until `tally` shows `n` failed attempts in a row (the disk is full); bounded.
+async fn failing_for(tally: &Mutex<Tally>, n: usize) {
+    let started = Instant::now();
+    while tally.lock().expect("tally").failing < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the disk never filled: {:?}",
+            tally.lock().expect("tally").statuses
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_a_full_disk_pauses_writes_with_507_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount(16) else {
+        return;
+    };
+    // Ballast, removed later to free space.
+    let ballast = disk.dir.join("ballast");
+    std::fs::write(&ballast, vec![0_u8; 3 * 1024 * 1024]).expect("ballast");
+    let url = format!("sqlite://{}/tenantry.db?mode=rwc", disk.dir.display());
+    let settings = || {
+        let mut settings = Settings::for_tests(&url);
+        settings.sqlite_min_free_bytes = 4 * 1024 * 1024;
+        settings
+    };
+    let server = live::start(settings()).await;
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let (stop, stopped) = watch::channel(false);
+    let writers: Vec<_> = (0..3)
+        .map(|id| {
+            tokio::spawn(writer(
+                id,
+                Load::BigAccounts,
+                server.base.clone(),
+                server.token.clone(),
+                tally.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+
+    failing_for(&tally, 30).await;
+    let full_at = tally.lock().expect("tally").acked.len();
+    let ready = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .expect("readyz");
+    let ready_status = ready.status().as_u16();
+    let ready_body = ready.text().await.unwrap_or_default();
+    let statuses = tally.lock().expect("tally").statuses.clone();
+    println!(
+        "storage reserve reached after {full_at} acknowledged writes (attempts {statuses:?}); \
+         /readyz {ready_status} {ready_body}"
+    );
+    assert!(statuses.get(&507).is_some_and(|n| *n > 0), "{statuses:?}");
+    assert_eq!(
+        ready_status, 503,
+        "/readyz while the disk is full: {ready_body}"
+    );
+
+    std::fs::remove_file(&ballast).expect("free the ballast");
+    let resumed = acked_past(&tally, full_at, 10).await;
+    println!(
+        "after space was freed, 10 more writes acknowledged in {} ms",
+        resumed.as_millis()
+    );
+
+    stop.send_replace(true);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    server.stop().await;
+    let tally = Arc::try_unwrap(tally)
+        .ok()
+        .expect("writers done")
+        .into_inner()
+        .expect("tally");
+    println!(
+        "writes acknowledged {}, of them replays {}; attempts by status {:?}",
+        tally.acked.len(),
+        tally.replays,
+        tally.statuses
+    );
+    let unexpected: Vec<_> = tally
+        .statuses
+        .iter()
+        .filter(|(status, _)| !matches!(**status, 201 | 503 | 507))
+        .collect();
+    assert!(unexpected.is_empty(), "unexpected statuses {unexpected:?}");
+    assert_eq!(tally.missing_retry_after, 0);
+
+    // A restarted server on the same file has every acknowledged write, once.
+    let restarted = live::start(settings()).await;
+    assert_stored_once(&restarted, Load::BigAccounts, &tally).await;
+    restarted.stop().await;
+    drop(disk);
 }

@@ -33,7 +33,25 @@ pub enum Backend {
 struct Pool {
     conn: DatabaseConnection,
     guard: Guard,
+    /// SQLite only: the turn to write. SQLite lets one transaction write at a time; the
+    /// others wait in its busy handler, which polls with sleeps of up to 100 ms, so under
+    /// concurrent writes most of the time goes to sleeping. Waiting here instead hands the
+    /// turn over at once, in arrival order.
+    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// How long a transaction waits for SQLite's write turn before it fails as unavailable
+/// (the same bound as SQLite's own busy timeout).
+const WRITE_TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A begun transaction and, on SQLite, the write turn it holds until it ends.
+pub(crate) struct Began {
+    pub(crate) txn: DatabaseTransaction,
+    pub(crate) turn: WriteTurn,
+}
+
+/// The write turn a SQLite transaction holds (see [`Pool`]); `None` on PostgreSQL.
+pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// The database pool. Cheap to clone; hands out tenant handles, never the connection.
 ///
@@ -67,10 +85,13 @@ impl Db {
     /// The pool over `conn`, with a fresh statement guard. Made only by
     /// [`Db::open`](crate::Db::open), which checks first that `conn` is connected.
     pub(crate) fn new(conn: DatabaseConnection) -> Self {
+        let write_turn = (conn.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(tokio::sync::Mutex::new(())));
         Db {
             pool: Arc::new(Pool {
                 conn,
                 guard: Guard::new(GUARD_CACHE),
+                write_turn,
             }),
         }
     }
@@ -116,12 +137,31 @@ impl Db {
     /// lock at `BEGIN`, where waiting under the busy timeout is safe, so transactions are
     /// serialized instead of failing. (SQLite has one writer anyway; readers outside a
     /// transaction are not affected.)
-    pub(crate) async fn begin_raw(&self) -> Result<DatabaseTransaction> {
+    ///
+    /// On SQLite the transaction first takes the pool's write turn (see [`Pool`]), and
+    /// holds it until it ends.
+    pub(crate) async fn begin_raw(&self) -> Result<Began> {
+        let turn = match &self.pool.write_turn {
+            Some(turn) => {
+                let taken = tokio::time::timeout(WRITE_TURN_TIMEOUT, turn.clone().lock_owned());
+                match taken.await {
+                    Ok(guard) => Some(guard),
+                    Err(_elapsed) => {
+                        return Err(sea_orm::DbErr::ConnectionAcquire(
+                            sea_orm::ConnAcquireErr::Timeout,
+                        )
+                        .into());
+                    }
+                }
+            }
+            None => None,
+        };
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        Ok(self.pool.conn.begin_with_options(options).await?)
+        let txn = self.pool.conn.begin_with_options(options).await?;
+        Ok(Began { txn, turn })
     }
 
     pub(crate) fn guard(&self) -> &Guard {
@@ -222,11 +262,11 @@ impl TenantDb {
     /// Starts a transaction whose handle has the same API and the same scoping.
     /// Dropping it without [`TenantTxn::commit`] rolls back.
     pub async fn begin(&self) -> Result<TenantTxn> {
-        Ok(TenantTxn {
-            txn: self.db.begin_raw().await?,
-            db: self.db.clone(),
-            ctx: self.ctx.clone(),
-        })
+        Ok(TenantTxn::new(
+            self.db.begin_raw().await?,
+            self.db.clone(),
+            self.ctx.clone(),
+        ))
     }
 }
 
@@ -244,24 +284,37 @@ impl TenantHandle for TenantDb {
 /// [`TenantHandle`]); rolled back when dropped uncommitted.
 #[derive(Debug)]
 pub struct TenantTxn {
+    // Declared before `turn`: dropped (rolled back) first, then the turn is handed on.
     txn: DatabaseTransaction,
+    turn: WriteTurn,
     db: Db,
     ctx: TenantCtx,
 }
 
 impl TenantTxn {
-    pub(crate) fn new(txn: DatabaseTransaction, db: Db, ctx: TenantCtx) -> Self {
-        Self { txn, db, ctx }
+    pub(crate) fn new(began: Began, db: Db, ctx: TenantCtx) -> Self {
+        Self {
+            txn: began.txn,
+            turn: began.turn,
+            db,
+            ctx,
+        }
     }
 
     /// Commits the transaction. Only an `Ok` here means the writes are durable.
     pub async fn commit(self) -> Result<()> {
-        Ok(self.txn.commit().await?)
+        let Self { txn, turn, .. } = self;
+        let committed = txn.commit().await;
+        drop(turn);
+        Ok(committed?)
     }
 
     /// Rolls the transaction back.
     pub async fn rollback(self) -> Result<()> {
-        Ok(self.txn.rollback().await?)
+        let Self { txn, turn, .. } = self;
+        let rolled_back = txn.rollback().await;
+        drop(turn);
+        Ok(rolled_back?)
     }
 }
 

@@ -56,9 +56,9 @@ impl Unscoped {
     {
         Self::log(reason, <A::Entity as Default>::default().table_name());
         crate::registry::ensure::<A::Entity>()?;
-        let txn = self.db.begin_raw().await?;
+        let began = self.db.begin_raw().await?;
         let row = {
-            let conn = ConnRef::txn(&txn, self.db.guard(), Scope::Unscoped);
+            let conn = ConnRef::txn(&began.txn, self.db.guard(), Scope::Unscoped);
             <A::Entity as EntityTrait>::insert(root)
                 .exec_with_returning(&conn.exec())
                 .await?
@@ -71,6 +71,6 @@ impl Unscoped {
             ));
         };
         let ctx = TenantCtx::new(TenantId::from_uuid(id), Actor::System);
-        Ok((row, TenantTxn::new(txn, self.db.clone(), ctx)))
+        Ok((row, TenantTxn::new(began, self.db.clone(), ctx)))
     }
 }
