@@ -2,9 +2,9 @@
 //!
 //! progenitor types only `application/json` responses, so the problem details the API
 //! returns as `application/problem+json` would come back untyped. The spec is therefore
-//! copied with every `application/problem+json` renamed `application/json` (see
-//! shared OPENAPI-NOTES.md): the generated client does not check the response
-//! Content-Type, so errors decode into `types::Problem`. The copy is written next to
+//! copied with every `application/problem+json` renamed `application/json`: the
+//! generated client does not check the response Content-Type, so errors decode into
+//! `types::Problem` (the same response, typed). The copy is written next to
 //! the generated code (`$OUT_DIR/openapi-client.json`) for inspection.
 //!
 //! Any drift between the spec and the code that uses the client (a renamed field, a

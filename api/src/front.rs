@@ -11,7 +11,9 @@
 //!    1 before the lookup and refused (429, policy `ip`) when its budget is spent; a key
 //!    that verifies gets the unit back. So a flood of invalid keys from one address costs at
 //!    most `TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA` lookups per window.
-//! 2. **Scope.** A credential without the operation's scope is answered 403 here. A write
+//! 2. **Scope and parameters.** A credential without the operation's scope is answered
+//!    403 here; a query parameter the operation does not declare, 422 naming it (the same
+//!    status and problem type as an unknown field of a body). A write
 //!    while the embedded database's disk is below its reserve is answered 507 here
 //!    ([`crate::storage`]).
 //! 3. **Rate limit.** The operation's price ([`crate::limits::Operation::price`], from the
@@ -47,7 +49,7 @@ use crate::auth::{Principal, Verification, Verified};
 use crate::context::Operation;
 use crate::limits::{CredentialKeys, FAILED, RequestCharge, write_headers};
 use crate::middleware::{RequestMeta, RouteTemplate, problem_context, render_error};
-use crate::problem::Problem;
+use crate::problem::{FieldProblem, Problem};
 use crate::state::AppState;
 
 /// One operation's route, as the spec declares it.
@@ -56,6 +58,28 @@ struct OperationRoute {
     template: RouteTemplate,
     method: Method,
     operation: &'static Operation,
+    /// The query parameters the spec declares for it.
+    query: Vec<String>,
+}
+
+impl OperationRoute {
+    /// The 422 naming the parameters of `query` this operation does not have, if any —
+    /// the same status and problem type as unknown fields of a body.
+    fn unknown_parameters(&self, query: &str) -> Option<Problem> {
+        let mut unknown: Vec<FieldProblem> = Vec::new();
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !self.query.iter().any(|known| *known == name)
+                && !unknown.iter().any(|u| u.field == name)
+            {
+                unknown.push(FieldProblem::new(
+                    name.into_owned(),
+                    "unknown_parameter",
+                    "is not a query parameter of this operation",
+                ));
+            }
+        }
+        (!unknown.is_empty()).then(|| Problem::validation(unknown))
+    }
 }
 
 /// The front door middleware (see the module docs).
@@ -83,10 +107,18 @@ impl FrontDoor {
                     // like an unknown route.
                     continue;
                 };
+                let query = spec["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect();
                 routes.push(OperationRoute {
                     template: RouteTemplate::new(path),
                     method,
                     operation,
+                    query,
                 });
             }
         }
@@ -229,11 +261,13 @@ impl<E> FrontDoorEndpoint<E> {
                 FAILED,
                 Some(crate::auth::insufficient_scope(route.operation.scope)),
             ),
-            Some(route) => (
-                route.operation.id,
-                route.operation.price(req.uri().query().unwrap_or_default()),
-                None,
-            ),
+            Some(route) => {
+                let query = req.uri().query().unwrap_or_default();
+                match route.unknown_parameters(query) {
+                    Some(problem) => ("", FAILED, Some(problem)),
+                    None => (route.operation.id, route.operation.price(query), None),
+                }
+            }
             None => ("", FAILED, None),
         };
         // A write while the storage is nearly full: refused before anything is charged or

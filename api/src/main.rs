@@ -175,9 +175,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(settings: &Settings, to_stdout: bool) {
-    let filter =
-        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logging: the server's to stdout, the other commands' to stderr (their output is the
+/// command's), each with its default filter unless `TENANTRY_LOG` says otherwise.
+fn init_logging(settings: &Settings, serving: bool) {
+    let to_stdout = serving;
+    let default = if serving {
+        api::settings::DEFAULT_SERVER_LOG
+    } else {
+        "warn"
+    };
+    let filter = settings
+        .log_filter
+        .as_deref()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match (settings.log_format, to_stdout) {
         (LogFormat::Json, true) => builder

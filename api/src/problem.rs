@@ -359,7 +359,8 @@ const TOO_LARGE: (u16, &str) = (413, "The body is larger than the limit.");
 const MEDIA_TYPE: (u16, &str) = (415, "The body is not application/json.");
 const UNPROCESSABLE: (u16, &str) = (
     422,
-    "Validation failed, or an Idempotency-Key was reused with another body.",
+    "Validation failed (a field, a query parameter, or one this operation does not have), \
+     or an Idempotency-Key was reused with another body.",
 );
 const TOO_MANY: (u16, &str) = (
     429,
@@ -384,6 +385,7 @@ impl ErrorSet for ReadErrors {
         UNAUTHORIZED,
         FORBIDDEN,
         NOT_FOUND,
+        UNPROCESSABLE,
         TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
@@ -398,6 +400,7 @@ impl ErrorSet for ListErrors {
         BAD_REQUEST,
         UNAUTHORIZED,
         FORBIDDEN,
+        UNPROCESSABLE,
         TOO_MANY,
         INTERNAL,
         UNAVAILABLE,
@@ -456,6 +459,7 @@ impl ErrorSet for DeleteErrors {
         FORBIDDEN,
         NOT_FOUND,
         PRECONDITION,
+        UNPROCESSABLE,
         TOO_MANY,
         INTERNAL,
         UNAVAILABLE,

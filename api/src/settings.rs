@@ -64,6 +64,10 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// The server's log filter when `TENANTRY_LOG` is unset: `info`, without a line per
+/// migration applied (`sea_orm_migration`) and poem's own start-up lines.
+pub const DEFAULT_SERVER_LOG: &str = "info,sea_orm_migration=warn,poem::server=warn";
+
 /// Everything the server and the CLI are configured with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -143,8 +147,11 @@ pub struct Settings {
     /// `TENANTRY_DEMO`: create the demo tenant `acme` with sample data on first start.
     /// Default `true` in development, always `false` in production.
     pub demo: bool,
-    /// `TENANTRY_LOG`: the log filter (`tracing` env-filter syntax). Default `info`.
-    pub log_filter: String,
+    /// `TENANTRY_LOG`: the log filter (`tracing` env-filter syntax). `None` (unset): the
+    /// server logs at `info` what an operator needs — not each migration applied nor
+    /// poem's own start-up lines ([`DEFAULT_SERVER_LOG`]) — and the other commands only
+    /// warnings, so that what they print is all there is.
+    pub log_filter: Option<String>,
     /// `TENANTRY_LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_format: LogFormat,
     /// `REDIS_URL`: the Redis every instance shares its rate limits through
@@ -454,7 +461,7 @@ impl Settings {
                 30,
             )?),
             demo,
-            log_filter: lookup("TENANTRY_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_filter: lookup("TENANTRY_LOG"),
             log_format,
             redis_url: lookup("REDIS_URL").map(Secret::new),
             rate_limit: RateLimitSettings::from_lookup(&lookup)?,
@@ -489,7 +496,7 @@ impl Settings {
             sync_safety_window: Duration::ZERO,
             api_key_cache_ttl: Duration::from_secs(30),
             demo: false,
-            log_filter: "warn".to_owned(),
+            log_filter: Some("warn".to_owned()),
             log_format: LogFormat::Json,
             redis_url: None,
             rate_limit: RateLimitSettings::generous(),

@@ -149,6 +149,37 @@ impl<T> Page<T> {
     }
 }
 
+/// Sync mode's safety window, applied to a page read in `(updated_at, id)` order: rows
+/// changed after `cutoff` (now less the window) are held back, and the page ends at the
+/// last row before them, with no more to read for now.
+///
+/// Why: `updated_at` is taken when a write runs, not when it commits. A transaction that
+/// commits late can make visible a row older than rows a client already synced past; a
+/// cursor that moved beyond it would never see it. Rows younger than the window may still
+/// have such siblings in flight, so the walk stops before them and resumes from the last
+/// settled row (or where it started, when none is settled). The window must exceed the
+/// longest write transaction.
+pub fn hold_back_unsettled<T>(
+    page: &mut Page<T>,
+    request: &PageRequest,
+    cutoff: DateTime<Utc>,
+    updated: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) {
+    let Some(first_unsettled) = page.items.iter().position(|row| updated(row).0 > cutoff) else {
+        return;
+    };
+    page.items.truncate(first_unsettled);
+    page.has_more = false;
+    page.next = page
+        .items
+        .last()
+        .map(|row| {
+            let (at, id) = updated(row);
+            Position::UpdatedAt(at, id)
+        })
+        .or(request.after);
+}
+
 /// One offset page to read, by id order. Deep pages cost more: prefer keyset pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetRequest {
@@ -225,6 +256,50 @@ impl<T> OffsetPage<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_safety_window_holds_back_unsettled_rows_and_keeps_the_place() {
+        let t = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap_or_default();
+        let rows = |ats: &[i64]| -> Vec<(DateTime<Utc>, Uuid)> {
+            ats.iter()
+                .map(|s| (t(*s), Uuid::from_u128(*s as u128)))
+                .collect()
+        };
+        let request = PageRequest {
+            after: Some(Position::UpdatedAt(t(0), Uuid::nil())),
+            ..PageRequest::default()
+        };
+        // Two settled rows, then an unsettled one: the page ends at the second.
+        let mut page = Page {
+            items: rows(&[1, 2, 10]),
+            next: None,
+            has_more: true,
+        };
+        hold_back_unsettled(&mut page, &request, t(5), |r| *r);
+        assert_eq!(page.items.len(), 2);
+        assert!(!page.has_more);
+        assert_eq!(
+            page.next,
+            Some(Position::UpdatedAt(t(2), Uuid::from_u128(2)))
+        );
+        // Nothing settled: the client stays where it was.
+        let mut page = Page {
+            items: rows(&[8, 9]),
+            next: None,
+            has_more: false,
+        };
+        hold_back_unsettled(&mut page, &request, t(5), |r| *r);
+        assert!(page.items.is_empty());
+        assert_eq!(page.next, request.after);
+        // Everything settled: unchanged.
+        let mut page = Page {
+            items: rows(&[1, 2]),
+            next: None,
+            has_more: true,
+        };
+        hold_back_unsettled(&mut page, &request, t(5), |r| *r);
+        assert_eq!((page.items.len(), page.has_more), (2, true));
+    }
 
     #[test]
     fn a_page_request_checks_its_limit_and_that_the_cursor_matches_the_sort() {

@@ -419,20 +419,12 @@ pub(crate) fn keyset_listing<D, T>(
     to_dto: impl FnMut(D) -> T,
 ) -> Listing<T> {
     if sort == Sort::UpdatedAt {
-        // A row whose change is younger than the window may have siblings with earlier
-        // `updated_at` still uncommitted; stop before it, and resume from the last safe row.
-        let cutoff = safety_cutoff(state);
-        if let Some(first_unsafe) = page.items.iter().position(|d| updated_key(d).0 > cutoff) {
-            page.items.truncate(first_unsafe);
-            page.has_more = false;
-            page.next = page.items.last().map(|d| {
-                let (at, id) = updated_key(d);
-                Position::UpdatedAt(at, id)
-            });
-            if page.next.is_none() {
-                page.next = request.after;
-            }
-        }
+        domain::pagination::hold_back_unsettled(
+            &mut page,
+            request,
+            safety_cutoff(state),
+            updated_key,
+        );
     }
     let sync = sort == Sort::UpdatedAt;
     let next_cursor =

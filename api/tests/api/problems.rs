@@ -278,6 +278,67 @@ async fn bad_path_and_query_parameters_name_the_parameter() {
     }
 }
 
+/// One rule for names a request may not use: an unknown query parameter is refused like an
+/// unknown body field — 422 `validation-failed` naming it — and costs what a failed request
+/// costs, on every operation.
+#[tokio::test]
+async fn unknown_query_parameters_are_422_naming_them_like_unknown_body_fields() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let t = app.tenant("acme").await;
+        let account = app.create_account(&t, "Globex").await;
+        let id = s(&account, "id");
+        for path in [
+            "/v1/people?fields=id".to_owned(),
+            "/v1/people?limit=1&fields=id&expand=account&fields=x".to_owned(),
+            format!("/v1/accounts/{id}?verbose=true"),
+            "/v1/activities/feed?Limit=5".to_owned(),
+        ] {
+            let resp = app.get(&t, &path).await;
+            assert_eq!(
+                resp.headers()["x-ratelimit-cost"],
+                "1",
+                "{path}: a refused request costs 1"
+            );
+            let p = problem(resp, 422, "validation-failed").await;
+            let fields = error_fields(&p);
+            assert!(!fields.is_empty(), "{path}");
+            for field in &fields {
+                assert!(
+                    !["limit", "cursor"].contains(&field.as_str()),
+                    "{path}: {field}"
+                );
+            }
+            assert!(
+                p["errors"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().all(|e| e["code"] == "unknown_parameter")),
+                "{path}: {p}"
+            );
+        }
+        let p = problem(
+            app.get(&t, "/v1/people?limit=1&fields=id&expand=account&fields=x")
+                .await,
+            422,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(error_fields(&p), ["fields", "expand"]);
+        // An unknown body field: the same status and type.
+        let p = problem(
+            app.post(&t, "/v1/accounts", &json!({"name": "n", "fields": "id"}))
+                .await,
+            422,
+            "validation-failed",
+        )
+        .await;
+        assert_eq!(error_fields(&p), ["fields"]);
+        // Declared parameters still pass, encoded or not.
+        ok_json(app.get(&t, "/v1/people?limit=1&stage=lead").await, 200).await;
+        ok_json(app.get(&t, "/v1/accounts?%6Cimit=2").await, 200).await;
+    }
+}
+
 #[tokio::test]
 async fn a_signed_token_for_a_tenant_that_does_not_exist_is_401() {
     for backend in backends() {
