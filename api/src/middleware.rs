@@ -96,15 +96,16 @@ pub struct Edge {
     pub vary_origin: bool,
 }
 
-/// Whether the `Vary` fields of `headers` already cover `Origin` (named, or `*`).
-fn varies_on_origin(headers: &HeaderMap) -> bool {
+/// Whether the `Vary` fields of `headers` already cover the (lower-case) field `field`
+/// (named, or `*`).
+fn varies_on(headers: &HeaderMap, field: &str) -> bool {
     headers
         .get_all(header::VARY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .any(|name| name == "*" || name.eq_ignore_ascii_case("origin"))
+        .any(|name| name == "*" || name.eq_ignore_ascii_case(field))
 }
 
 /// `err` as a problem response, keeping the operation id for metrics.
@@ -168,10 +169,15 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(REQUEST_ID, value);
         }
-        if self.edge.vary_origin && !varies_on_origin(resp.headers()) {
+        if self.edge.vary_origin && !varies_on(resp.headers(), "origin") {
             // Appended: a `Vary` already there (another header's) stays.
             resp.headers_mut()
                 .append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        if !varies_on(resp.headers(), "accept-encoding") {
+            // Any answer may come compressed or not, by the request's `Accept-Encoding`.
+            resp.headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
 
         let operation = resp.data::<OperationId>().map_or("other", |op| op.0);

@@ -9,7 +9,7 @@ use poem::endpoint::make_sync;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::listener::TcpAcceptor;
 use poem::middleware::{Compression, Cors};
-use poem::web::{CompressionAlgo, Data, Html};
+use poem::web::{CompressionAlgo, Data};
 use poem::{Endpoint, EndpointExt as _, IntoResponse, Response, Route, Server, get, handler};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -41,21 +41,21 @@ fn app_with(state: Arc<AppState>, public_metrics: bool) -> impl Endpoint<Output 
             .chain(SYSTEM_ROUTES.map(|path| (path, vec![Method::GET])))
             .chain(public_metrics.then(|| ("/metrics", vec![Method::GET]))),
     );
-    let spec = openapi::pretty(&document);
-    let docs = openapi::docs_html(&service);
+    let spec = Static::new("application/json", openapi::pretty(&document));
+    let docs = Static::new(
+        "text/html; charset=utf-8",
+        openapi::docs_html(&service).replacen(
+            "<title>Scalar</title>",
+            "<title>Tenantry API</title>",
+            1,
+        ),
+    );
     let settings = &state.settings;
 
     let route = Route::new()
         .nest("/", service)
-        .at(
-            "/openapi.json",
-            get(make_sync(move |_| {
-                Response::builder()
-                    .content_type("application/json")
-                    .body(spec.clone())
-            })),
-        )
-        .at("/docs", get(make_sync(move |_| Html(docs.clone()))))
+        .at("/openapi.json", get(make_sync(move |req| spec.serve(&req))))
+        .at("/docs", get(make_sync(move |req| docs.serve(&req))))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz));
     let route = if public_metrics {
@@ -103,6 +103,56 @@ pub fn metrics_app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             metrics: state.metrics.clone(),
             vary_origin: false,
         })
+}
+
+/// A document fixed at start-up (the spec, the docs page), served with a strong `ETag`
+/// and `Cache-Control`, and 304 to an `If-None-Match` that names it; compressed by the
+/// compression layer like any response.
+#[derive(Clone)]
+struct Static {
+    content_type: &'static str,
+    body: Arc<str>,
+    etag: HeaderValue,
+}
+
+impl Static {
+    fn new(content_type: &'static str, body: String) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(body.as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let etag = HeaderValue::from_str(&format!("\"{hex}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Self {
+            content_type,
+            body: body.into(),
+            etag,
+        }
+    }
+
+    fn serve(&self, req: &poem::Request) -> Response {
+        let fresh = req
+            .headers()
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == self.etag
+            });
+        let builder = Response::builder()
+            .header(header::ETAG, self.etag.clone())
+            .header(
+                header::CACHE_CONTROL,
+                "public, max-age=300, must-revalidate",
+            );
+        if fresh {
+            return builder.status(StatusCode::NOT_MODIFIED).finish();
+        }
+        builder
+            .content_type(self.content_type)
+            .body(self.body.to_string())
+    }
 }
 
 /// Each path of the spec (`/v1/people/{id}`) with its methods.

@@ -49,12 +49,58 @@ async fn the_served_spec_is_the_committed_one_and_the_docs_page_loads_it() {
             .unwrap_or_default()
             .starts_with("text/html")
     );
+    let etag = docs.headers()["etag"].clone();
+    assert!(
+        docs.headers()["cache-control"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("max-age="),
+    );
+    let vary: Vec<&str> = docs
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(vary.contains(&"Accept-Encoding"), "{vary:?}");
     let html = docs.text().await.unwrap_or_default();
     assert!(html.contains(r#"<script id="api-reference" data-url="/openapi.json"></script>"#));
     assert!(
-        !html.contains("Tenantry API"),
+        html.contains("<title>Tenantry API</title>"),
+        "the tab's title"
+    );
+    assert!(
+        !html.contains("multi-tenant sales-engagement API"),
         "the docs page must not embed a copy of the spec"
     );
+    // Cached: the same ETag again is a 304 without a body; compressed when asked.
+    for path in ["/docs", "/openapi.json"] {
+        let first = app.request(Method::GET, path).send().await.expect("sent");
+        let etag = first.headers()["etag"].clone();
+        let again = app
+            .request(Method::GET, path)
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(again.status().as_u16(), 304, "{path}");
+        assert!(again.bytes().await.unwrap_or_default().is_empty(), "{path}");
+    }
+    let stale = app
+        .request(Method::GET, "/docs")
+        .header("if-none-match", "\"something-else\"")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(stale.status().as_u16(), 200);
+    assert_eq!(stale.headers()["etag"], etag);
+    let gzipped = app
+        .request(Method::GET, "/docs")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
 }
 
 fn spec() -> Value {
