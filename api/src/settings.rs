@@ -186,7 +186,9 @@ pub struct RateLimitSettings {
     /// Default 60.
     pub window: Duration,
     /// `TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS`: how long a decision waits for Redis before
-    /// the in-process limiter decides instead. Default 50.
+    /// the in-process limiter decides instead. Default 100: a reply that a loaded 2-core
+    /// host takes 50 ms for is slow, not lost, and falling back to per-instance budgets
+    /// for it weakens the limit more than the wait costs.
     pub redis_timeout: Duration,
     /// `TENANTRY_RATE_LIMIT_KEY_PREFIX`: prepended to every Redis key, so deployments can
     /// share a Redis. Default `tenantry:`.
@@ -211,7 +213,7 @@ impl RateLimitSettings {
             redis_timeout: Duration::from_millis(parse(
                 lookup,
                 "TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS",
-                50,
+                100,
             )?),
             key_prefix: lookup("TENANTRY_RATE_LIMIT_KEY_PREFIX")
                 .unwrap_or_else(|| "tenantry:".to_owned()),

@@ -27,7 +27,9 @@ pub struct RedisConfig {
     /// The first pause after a failure before Redis is tried again; it doubles on each
     /// failed retry up to `max_backoff`.
     min_backoff: Duration,
-    /// The longest pause between retries while Redis stays down.
+    /// The longest pause between retries while Redis stays down (default 1 s: a probe a
+    /// second per instance is cheap, and bounds how long the limiter stays in-process
+    /// after Redis is back).
     max_backoff: Duration,
 }
 
@@ -60,7 +62,9 @@ impl RedisConfig {
             key_prefix: String::new(),
             timeout: Duration::from_millis(50),
             min_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(5),
+            // At most a second between probes while Redis is down, so the limiter is back
+            // on Redis about a second after it returns (it was 5 s: 7.7 s measured).
+            max_backoff: Duration::from_secs(1),
         }
     }
 

@@ -738,7 +738,8 @@ async fn when_redis_goes_away_the_api_limits_in_process_and_shares_budgets_again
             chrono::TimeDelta::hours(1),
         )
         .expect("token");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(30);
     for (base, limiter) in [&app.base, &second.base].into_iter().zip(&limiters) {
         while !limiter.stats().redis_healthy {
             assert!(Instant::now() < deadline, "{base} never went back to Redis");
@@ -757,6 +758,10 @@ async fn when_redis_goes_away_the_api_limits_in_process_and_shares_budgets_again
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        println!(
+            "{base}: back on Redis {} ms after it returned",
+            back.elapsed().as_millis()
+        );
     }
 
     // Shared again: the credential's budget (fresh in the restarted Redis) spent through
