@@ -435,11 +435,51 @@ async fn redis_keys_share_the_tenant_hash_tag_and_expire_when_full() {
 
 /// Spends a tenant's budget from many tasks over several limiters; returns the admitted cost.
 async fn hammer(limiters: &[Limiter], tasks: usize, tenant: &str, until: Option<Instant>) -> u64 {
+    hammer_timed(limiters, tasks, tenant, until).await.0
+}
+
+/// When the decisions of a run were made, as far as the clients can tell: each decision
+/// happened between its call and its answer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first_call: Instant,
+    first_answer: Instant,
+    last_call: Instant,
+    last_answer: Instant,
+}
+
+impl Span {
+    /// The longest the decisions can have spanned.
+    fn longest(&self) -> Duration {
+        self.last_answer - self.first_call
+    }
+
+    /// The shortest the decisions can have spanned.
+    fn shortest(&self) -> Duration {
+        self.last_call.saturating_duration_since(self.first_answer)
+    }
+}
+
+/// [`hammer`], also returning when the decisions were made.
+async fn hammer_timed(
+    limiters: &[Limiter],
+    tasks: usize,
+    tenant: &str,
+    until: Option<Instant>,
+) -> (u64, Span) {
     let admitted = Arc::new(AtomicU64::new(0));
+    let now = Instant::now();
+    let span = Arc::new(std::sync::Mutex::new(Span {
+        first_call: now + Duration::from_secs(3600),
+        first_answer: now + Duration::from_secs(3600),
+        last_call: now,
+        last_answer: now,
+    }));
     let mut handles = Vec::new();
     for task in 0..tasks {
         let limiter = limiters[task % limiters.len()].clone();
         let admitted = admitted.clone();
+        let span = span.clone();
         let tenant = tenant.to_owned();
         handles.push(tokio::spawn(async move {
             let credential = format!("client{task}");
@@ -454,7 +494,16 @@ async fn hammer(limiters: &[Limiter], tasks: usize, tenant: &str, until: Option<
                 } else {
                     1
                 };
+                let called = Instant::now();
                 let d = limiter.check(&key, cost).await;
+                let answered = Instant::now();
+                {
+                    let mut span = span.lock().expect("span");
+                    span.first_call = span.first_call.min(called);
+                    span.first_answer = span.first_answer.min(answered);
+                    span.last_call = span.last_call.max(called);
+                    span.last_answer = span.last_answer.max(answered);
+                }
                 assert_ne!(d.source(), Source::Fallback, "Redis failed during the run");
                 if d.allowed() {
                     admitted.fetch_add(cost, Ordering::Relaxed);
@@ -472,7 +521,8 @@ async fn hammer(limiters: &[Limiter], tasks: usize, tenant: &str, until: Option<
     for handle in handles {
         handle.await.expect("task");
     }
-    admitted.load(Ordering::Relaxed)
+    let span = *span.lock().expect("span");
+    (admitted.load(Ordering::Relaxed), span)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,7 +553,7 @@ async fn sixty_four_clients_on_four_limiters_sharing_redis_spend_exactly_the_quo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_clients_on_four_limiters_over_one_real_window_stay_within_two_percent() {
+async fn sixty_four_clients_on_four_limiters_over_one_real_window_get_the_burst_plus_the_refill() {
     let Some(url) = redis_url("concurrency_window") else {
         return;
     };
@@ -525,18 +575,22 @@ async fn sixty_four_clients_on_four_limiters_over_one_real_window_stay_within_tw
         })
         .collect();
     let started = Instant::now();
-    let admitted = hammer(&limiters, 64, "shared", Some(started + window)).await;
-    let elapsed = started.elapsed();
-    // GCRA over one window: the full burst plus what refilled while the clients ran.
-    let expected = quota as f64 * (1.0 + elapsed.as_secs_f64() / window.as_secs_f64());
-    let error = (admitted as f64 - expected).abs() / quota as f64;
+    let (admitted, span) = hammer_timed(&limiters, 64, "shared", Some(started + window)).await;
+    // GCRA over one window: the full burst plus what refilled while the decisions were
+    // made. Bounded by what the clients saw of when that was — so a stall of the machine
+    // (a busy 2-core host) widens the bounds instead of failing the test — with the slack
+    // of one decision's cost at either end (costs are 1 to 5).
+    let refill = |over: Duration| quota as f64 * over.as_secs_f64() / window.as_secs_f64();
+    let lowest = quota as f64 + refill(span.shortest()) - 5.0;
+    let highest = quota as f64 + refill(span.longest()) + 5.0;
     eprintln!(
-        "admitted {admitted} cost units in {elapsed:?}; expected {expected:.0}; error {:.2}% of the quota",
-        error * 100.0
+        "admitted {admitted} cost units; decisions spanned {:?} to {:?}: expected {lowest:.0} to {highest:.0}",
+        span.shortest(),
+        span.longest(),
     );
     assert!(
-        error <= 0.02,
-        "admitted {admitted}, expected {expected:.0} ± 2% of {quota}"
+        (lowest..=highest).contains(&(admitted as f64)),
+        "admitted {admitted}, expected {lowest:.0} to {highest:.0}"
     );
 }
 
@@ -724,8 +778,10 @@ async fn a_slow_redis_is_cut_off_at_the_deadline_and_used_again_when_it_answers(
     let d = limiter.check(&key, 1).await;
     assert_eq!(d.source(), Source::Fallback);
     assert!(d.allowed());
+    // It did not wait for Redis (paused for 600 ms): the bound is the pause, not the
+    // 50 ms deadline, so a busy machine's scheduling delays cannot trip it.
     assert!(
-        started.elapsed() < Duration::from_millis(400),
+        started.elapsed() < Duration::from_millis(550),
         "waited {:?}",
         started.elapsed()
     );
