@@ -6,7 +6,8 @@
 //!    every response when CORS is on.
 //! 2. CORS (poem's), only when origins are configured.
 //! 3. [`RequestHead`]: checks on the request head before any work — the length of the
-//!    URI (414) and of the header fields (431), and the `Idempotency-Key` format (400).
+//!    URI (414) and of the header fields (431), the `Idempotency-Key` format, and that
+//!    `If-Match`/`If-None-Match` are one field of visible ASCII (400).
 //! 4. [`Methods`]: `OPTIONS` answered with the route's `Allow` (204), and `Allow` on
 //!    every 405.
 //! 5. [`Problems`]: the request timeout, and every error rendered as problem+json —
@@ -262,7 +263,35 @@ fn head_problem(req: &Request) -> Option<Problem> {
             ),
         ));
     }
-    crate::http::check_idempotency_key(req.headers()).err()
+    crate::http::check_idempotency_key(req.headers())
+        .and_then(|()| check_preconditions(req.headers()))
+        .err()
+}
+
+/// `If-Match` and `If-None-Match` must be one field of visible ASCII: poem's typed header
+/// extraction drops any other value as absent, which would turn a conditional write into
+/// an unconditional one (a lost update). Their content is checked by the operations.
+fn check_preconditions(headers: &HeaderMap) -> std::result::Result<(), Problem> {
+    for name in [header::IF_MATCH, header::IF_NONE_MATCH] {
+        let mut values = headers.get_all(&name).iter();
+        let ok = match (values.next(), values.next()) {
+            (None, _) => true,
+            (Some(value), None) => value.to_str().is_ok(),
+            (Some(_), Some(_)) => false,
+        };
+        if !ok {
+            let field = if name == header::IF_MATCH {
+                "If-Match"
+            } else {
+                "If-None-Match"
+            };
+            return Err(Problem::invalid_parameter(
+                field,
+                "must be one ETag returned by this API, like \"3\", in one header field",
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl<E: Endpoint> Endpoint for RequestHeadEndpoint<E> {

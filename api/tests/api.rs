@@ -11,6 +11,8 @@ mod accounts;
 mod activities;
 #[path = "api/api_keys.rs"]
 mod api_keys;
+#[path = "api/attacks.rs"]
+mod attacks;
 #[path = "api/conditional.rs"]
 mod conditional;
 #[path = "api/coverage.rs"]
