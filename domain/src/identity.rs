@@ -1,15 +1,22 @@
 //! Identity: tenants, their users, and the API keys integrations authenticate with.
 //!
-//! Three functions take the [`tenancy::Unscoped`] escape hatch, because they run before there
+//! Four functions take the [`tenancy::Unscoped`] escape hatch, because they run before there
 //! is a tenant to scope to: [`create_tenant`] (the tenant does not exist yet),
-//! [`find_api_key_by_prefix`] (authentication has not yet learned the tenant) and
-//! [`find_tenant_by_slug`] (operator tooling names a tenant by its slug). Everything else
-//! takes a tenant handle.
+//! [`find_api_key_tenant`] and [`find_api_key_by_prefix`] (authentication has not yet
+//! learned the tenant of a key that does not name it) and [`find_tenant_by_slug`]
+//! (operator tooling names a tenant by its slug). Everything else takes a tenant handle.
+//!
+//! Every API key has a row in `api_key_prefixes` (prefix → tenant), written with the key
+//! in one transaction: the directory a key without a tenant part is routed by. Under
+//! Citus it is a table copied to every node, so routing such a key is one read on one
+//! node, and the key is then read in its tenant's shard — never a read of `api_keys` by
+//! prefix alone, which would run on every shard (see `migrations/CITUS.md`).
 //!
 //! Secrets never reach this module: the API derives an API key's prefix and keyed hash
 //! and hands over only those.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use entities::api_key_prefix;
 use serde_json::Value;
 use tenancy::{ColumnExt, Set, TenantHandle, TenantId};
 use uuid::Uuid;
@@ -431,6 +438,15 @@ pub async fn create_api_key(db: &impl Writer, input: ApiKeyCreate) -> Result<Api
             .exec()
             .await
             .map_err(conflict_on(Resource::ApiKey, "prefix"))?;
+        // The directory row, in the same transaction: a prefix routes to one tenant
+        // (under Citus this unique index is what keeps prefixes unique across tenants).
+        db.insert(api_key_prefix::ActiveModel {
+            prefix: Set(model.prefix.clone()),
+            ..Default::default()
+        })
+        .exec()
+        .await
+        .map_err(conflict_on(Resource::ApiKey, "prefix"))?;
         ApiKey::from_model(model)
     })
     .await
@@ -476,21 +492,51 @@ pub async fn revoke_api_key(db: &impl Writer, id: Uuid) -> Result<ApiKey> {
     .await
 }
 
-/// Finds a key by its prefix across all tenants: the authentication lookup, made before
-/// the tenant is known. `None` when no key has that prefix.
+/// The tenant whose key has the prefix `prefix`, from the `api_key_prefixes` directory:
+/// how authentication routes a key that does not name its tenant (a legacy key), before
+/// reading the key with that tenant's handle ([`find_api_key`]). `None` when no key has
+/// that prefix. One read of a table every node holds (under Citus, a reference table).
 ///
 /// # Errors
 /// Storage failures only.
 #[expect(
     clippy::disallowed_types,
-    reason = "audited escape hatch: authentication looks the key up before it knows the tenant"
+    reason = "audited escape hatch: authentication routes the key before it knows the tenant"
+)]
+pub async fn find_api_key_tenant(
+    unscoped: &tenancy::Unscoped,
+    prefix: &str,
+) -> Result<Option<TenantId>> {
+    let row = unscoped
+        .find::<api_key_prefix::Entity>("route an API key by its prefix")
+        .filter(api_key_prefix::Column::Prefix.eq(prefix))
+        .one()
+        .await?;
+    Ok(row.map(|row| TenantId::from_uuid(row.tenant_id)))
+}
+
+/// Finds a key by its prefix across all tenants (operator tooling): its tenant from the
+/// directory ([`find_api_key_tenant`]), then the key in that tenant — two single-shard
+/// reads under Citus, never a read of `api_keys` by prefix alone. `None` when no key has
+/// that prefix. Authentication uses the two steps itself, reading the key with the
+/// tenant's handle.
+///
+/// # Errors
+/// Storage failures only.
+#[expect(
+    clippy::disallowed_types,
+    reason = "audited escape hatch: a key found by its prefix before its tenant is known"
 )]
 pub async fn find_api_key_by_prefix(
     unscoped: &tenancy::Unscoped,
     prefix: &str,
 ) -> Result<Option<ApiKeyCredential>> {
+    let Some(tenant) = find_api_key_tenant(unscoped, prefix).await? else {
+        return Ok(None);
+    };
     let Some(key) = unscoped
-        .find::<api_key::Entity>("authenticate an API key by its prefix")
+        .find::<api_key::Entity>("read an API key in the tenant its prefix routes to")
+        .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
         .filter(api_key::Column::Prefix.eq(prefix))
         .one()
         .await?

@@ -31,9 +31,9 @@
 //!    tenant by the `tenancy` crate, joins included. A write never runs in autocommit:
 //!    on a `TenantDb` it opens its own transaction and returns `Ok` only when the commit
 //!    did; on a `TenantTxn` it joins the caller's, which the caller commits ([`Writer`]).
-//!    Only [`identity::create_tenant`], [`identity::find_api_key_by_prefix`] and
-//!    [`identity::find_tenant_by_slug`] take the [`tenancy::Unscoped`] escape hatch: they
-//!    run before a tenant is known. Jobs and seeding receive a handle from their caller;
+//!    Only [`identity::create_tenant`], [`identity::find_api_key_tenant`],
+//!    [`identity::find_api_key_by_prefix`] and [`identity::find_tenant_by_slug`] take the
+//!    [`tenancy::Unscoped`] escape hatch: they run before a tenant is known. Jobs and seeding receive a handle from their caller;
 //!    nothing here can make a `TenantCtx`.
 //! 2. **Models never leave the crate.** Entities are `pub(crate)`; callers see domain
 //!    types (`Account`, `Person`, …) and inputs (`AccountCreate`, `AccountPatch`, …).

@@ -5,9 +5,13 @@
 //! The step converges on one target, whatever state it starts from (see
 //! CITUS.md, verified on Citus 13.2.2 / PostgreSQL 15):
 //!
-//! - `tenants` is a reference table;
+//! - `tenants` and the tables of [`REPLICATED_TENANT_TABLES`] (`api_key_prefixes`)
+//!   are reference tables;
 //! - every table of [`TENANT_TABLES`] is hash-distributed by `tenant_id`
 //!   (`pg_dist_partition.partmethod = 'h'`), all in `users`' co-location group.
+//!
+//! A table that does not exist (yet) is left out: a later migration that creates
+//! one of these tables runs the same convergence ([`distribute`]) once it has.
 //!
 //! It works in rounds. Each round reads the real placement of every table from
 //! `pg_dist_partition` ([`Placement`]); a table in a state the target cannot be
@@ -26,15 +30,16 @@
 //! `SET LOCAL citus.enable_local_reference_table_foreign_keys = off`, so
 //! that making `tenants` a reference table does not turn the tables that
 //! reference it into coordinator-local tables (which can then not be
-//! distributed), and `SET LOCAL citus.multi_shard_modify_mode = 'sequential'`
-//! (see [`TRANSACTION_SETTINGS`]). Each such transaction is atomic, so an
+//! distributed), `SET LOCAL citus.multi_shard_modify_mode = 'sequential'` and
+//! `SET LOCAL citus.multi_task_query_log_level = 'off'` (see
+//! [`TRANSACTION_SETTINGS`]). Each such transaction is atomic, so an
 //! interruption leaves every table either plain or in its target placement,
 //! and running the step again finishes the work.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, QueryResult, Statement, TransactionTrait};
 
-use crate::{GLOBAL_TABLES, TENANT_TABLES};
+use crate::{GLOBAL_TABLES, REPLICATED_TENANT_TABLES, TENANT_TABLES};
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -55,9 +60,15 @@ const DISTRIBUTION_COLUMN: &str = "tenant_id";
 ///   "users" after DDL command on reference table "tenants"" (the co-located
 ///   group has foreign keys to the reference table). Citus runs tables with a
 ///   foreign key to a reference table sequentially anyway.
-const TRANSACTION_SETTINGS: [&str; 2] = [
+/// - `multi_task_query_log_level = 'off'`: the safety net that refuses statements
+///   touching several shards (CITUS.md) may be set for the whole database, and
+///   moving a table's rows is such a statement — `undistribute_table` fails under
+///   it with "multi-task query about to be executed". A migration is deliberate
+///   cross-tenant work, so it opts out for its own transactions only.
+pub(crate) const TRANSACTION_SETTINGS: [&str; 3] = [
     "SET LOCAL citus.enable_local_reference_table_foreign_keys = off",
     "SET LOCAL citus.multi_shard_modify_mode = 'sequential'",
+    "SET LOCAL citus.multi_task_query_log_level = 'off'",
 ];
 
 /// Whether the database behind `manager` is PostgreSQL with the `citus`
@@ -81,6 +92,9 @@ pub async fn citus_present(manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
 /// Where Citus keeps a table, from its row in `pg_dist_partition`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Placement {
+    /// The table does not exist (yet): one that a later migration creates, and
+    /// places itself when it has (see [`distribute`]).
+    Absent,
     /// No row: a plain PostgreSQL table on the coordinator.
     Plain,
     /// A reference table (`partmethod = 'n'`, `repmodel = 't'`): a copy on every node.
@@ -115,11 +129,22 @@ impl Placement {
     }
 }
 
-/// The placement of every Tenantry table, [`GLOBAL_TABLES`] then [`TENANT_TABLES`].
+/// The placement of every Tenantry table: the reference tables
+/// ([`reference_tables`]), then [`TENANT_TABLES`].
 type State = Vec<(&'static str, Placement)>;
 
+/// The tables that become reference tables: [`GLOBAL_TABLES`] (first: the others
+/// hold foreign keys to `tenants`), then [`REPLICATED_TENANT_TABLES`].
+fn reference_tables() -> impl Iterator<Item = &'static str> {
+    GLOBAL_TABLES.into_iter().chain(REPLICATED_TENANT_TABLES)
+}
+
+fn is_reference(table: &str) -> bool {
+    reference_tables().any(|t| t == table)
+}
+
 fn all_tables() -> impl Iterator<Item = &'static str> {
-    GLOBAL_TABLES.into_iter().chain(TENANT_TABLES)
+    reference_tables().chain(TENANT_TABLES)
 }
 
 async fn placement_of(manager: &SchemaManager<'_>, table: &str) -> Result<Placement, DbErr> {
@@ -127,19 +152,29 @@ async fn placement_of(manager: &SchemaManager<'_>, table: &str) -> Result<Placem
         .get_connection()
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT partmethod::text AS partmethod, repmodel::text AS repmodel, \
+            "SELECT to_regclass($1) IS NOT NULL AS present, \
+                    partmethod::text AS partmethod, repmodel::text AS repmodel, \
                     colocationid::bigint AS colocation, \
                     CASE WHEN partmethod = 'h' \
                          THEN column_to_column_name(logicalrelid, partkey) END AS column_name \
-             FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)",
+             FROM (SELECT 1) AS one \
+             LEFT JOIN pg_dist_partition ON logicalrelid = to_regclass($1)",
             [table.into()],
         ))
         .await?;
     let Some(row) = row else {
+        return Err(DbErr::Migration(format!(
+            "citus: no catalog row for {table}"
+        )));
+    };
+    if !get::<bool>(&row, "present")? {
+        return Ok(Placement::Absent);
+    }
+    let Some(partmethod) = get::<Option<String>>(&row, "partmethod")? else {
         return Ok(Placement::Plain);
     };
     Ok(Placement::from_catalog(
-        &get::<String>(&row, "partmethod")?,
+        &partmethod,
         &get::<String>(&row, "repmodel")?,
         get::<i64>(&row, "colocation")?,
         get::<Option<String>>(&row, "column_name")?,
@@ -180,11 +215,14 @@ fn head_group(state: &State) -> Option<i64> {
 fn misplaced(state: &State) -> Option<&'static str> {
     let group = head_group(state);
     state.iter().find_map(|(table, placement)| {
-        let fine = if GLOBAL_TABLES.contains(table) {
-            matches!(placement, Placement::Plain | Placement::Reference)
+        let fine = if is_reference(table) {
+            matches!(
+                placement,
+                Placement::Absent | Placement::Plain | Placement::Reference
+            )
         } else {
             match placement {
-                Placement::Plain => true,
+                Placement::Absent | Placement::Plain => true,
                 Placement::Hash { column, colocation } => {
                     column == DISTRIBUTION_COLUMN && group.is_none_or(|g| g == *colocation)
                 }
@@ -195,12 +233,15 @@ fn misplaced(state: &State) -> Option<&'static str> {
     })
 }
 
-/// Whether every table is in its target placement.
+/// Whether every table is in its target placement (a table that does not exist is
+/// left out).
 fn in_target(state: &State) -> bool {
     let group = head_group(state);
     group.is_some()
         && state.iter().all(|(table, placement)| {
-            if GLOBAL_TABLES.contains(table) {
+            if *placement == Placement::Absent {
+                true
+            } else if is_reference(table) {
                 *placement == Placement::Reference
             } else {
                 matches!(placement, Placement::Hash { column, colocation }
@@ -229,7 +270,8 @@ fn distribution_plan(state: &State) -> Vec<Vec<String>> {
     let mut plan = Vec::new();
     // Reference tables first: distributed tables hold foreign keys to them,
     // and Citus only accepts a foreign key to a table it already manages.
-    for table in GLOBAL_TABLES {
+    // (`tenants` before `api_key_prefixes`, which references it.)
+    for table in reference_tables() {
         if plain(table) {
             plan.push(vec![format!("SELECT create_reference_table('{table}')")]);
         }
@@ -316,7 +358,38 @@ async fn has_index(manager: &SchemaManager<'_>, name: &str) -> Result<bool, DbEr
 
 /// A round resets at most one table or runs one plan; a handful suffices
 /// (reset, distribute, check), the rest is headroom.
-const MAX_ROUNDS: usize = GLOBAL_TABLES.len() + TENANT_TABLES.len() + 2;
+const MAX_ROUNDS: usize =
+    GLOBAL_TABLES.len() + REPLICATED_TENANT_TABLES.len() + TENANT_TABLES.len() + 2;
+
+/// Converges every existing Tenantry table on its target placement (see the module
+/// docs). Call it only when [`citus_present`]; each change runs in a transaction of
+/// its own, so call it outside one. A migration that adds a table to
+/// [`REPLICATED_TENANT_TABLES`] or [`TENANT_TABLES`] calls it after creating the table.
+pub(crate) async fn distribute(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut state = read_state(manager).await?;
+    for _ in 0..MAX_ROUNDS {
+        tracing::info!(?state, "citus placements");
+        if in_target(&state) {
+            tracing::info!("citus: every table is in place");
+            return Ok(());
+        }
+        if let Some(table) = misplaced(&state) {
+            tracing::warn!(
+                table,
+                "citus: undistributing a misplaced table and its foreign-key group"
+            );
+            exec_in_transaction(manager, &reset(table)).await?;
+        } else {
+            for step in distribution_plan(&state) {
+                exec_in_transaction(manager, &step).await?;
+            }
+        }
+        state = read_state(manager).await?;
+    }
+    Err(DbErr::Migration(format!(
+        "citus: could not distribute the schema; placements now: {state:?}"
+    )))
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -325,29 +398,7 @@ impl MigrationTrait for Migration {
             tracing::info!("citus extension not present; leaving tables undistributed");
             return Ok(());
         }
-        let mut state = read_state(manager).await?;
-        for _ in 0..MAX_ROUNDS {
-            tracing::info!(?state, "citus placements");
-            if in_target(&state) {
-                tracing::info!("citus: every table is in place");
-                return Ok(());
-            }
-            if let Some(table) = misplaced(&state) {
-                tracing::warn!(
-                    table,
-                    "citus: undistributing a misplaced table and its foreign-key group"
-                );
-                exec_in_transaction(manager, &reset(table)).await?;
-            } else {
-                for step in distribution_plan(&state) {
-                    exec_in_transaction(manager, &step).await?;
-                }
-            }
-            state = read_state(manager).await?;
-        }
-        Err(DbErr::Migration(format!(
-            "citus: could not distribute the schema; placements now: {state:?}"
-        )))
+        distribute(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -361,8 +412,12 @@ impl MigrationTrait for Migration {
         // one table of a connected group alone), so this checks the catalog
         // before each table instead of planning ahead: later tables are
         // usually already undistributed by then.
-        for table in TENANT_TABLES.iter().rev().chain(GLOBAL_TABLES.iter()) {
-            if placement_of(manager, table).await? != Placement::Plain {
+        let reference: Vec<&str> = reference_tables().collect();
+        for table in TENANT_TABLES.iter().rev().chain(reference.iter().rev()) {
+            if !matches!(
+                placement_of(manager, table).await?,
+                Placement::Plain | Placement::Absent
+            ) {
                 exec_in_transaction(manager, &reset(table)).await?;
             }
         }
@@ -411,7 +466,10 @@ mod tests {
     }
 
     fn done() -> State {
-        let mut placements = vec![("tenants", Placement::Reference)];
+        let mut placements = vec![
+            ("tenants", Placement::Reference),
+            ("api_key_prefixes", Placement::Reference),
+        ];
         placements.extend(TENANT_TABLES.map(|t| (t, hash(7))));
         state(&placements)
     }
@@ -449,12 +507,16 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_table_comes_first_then_users_then_co_located_children() {
+    fn the_reference_tables_come_first_then_users_then_co_located_children() {
         let plan = distribution_plan(&state(&[]));
-        assert_eq!(plan.len(), 7, "one transaction per table");
+        assert_eq!(plan.len(), 8, "one transaction per table");
         assert_eq!(plan[0], vec!["SELECT create_reference_table('tenants')"]);
         assert_eq!(
             plan[1],
+            vec!["SELECT create_reference_table('api_key_prefixes')"]
+        );
+        assert_eq!(
+            plan[2],
             vec!["SELECT create_distributed_table('users', 'tenant_id')"]
         );
         let plan = flat(&plan);
@@ -477,7 +539,36 @@ mod tests {
             );
             last = at;
         }
+        assert_eq!(plan.len(), 8 + PER_TENANT_API_KEY_PREFIX.len());
+    }
+
+    #[test]
+    fn a_table_that_does_not_exist_yet_is_left_out() {
+        // The citus step itself runs before the migration that creates
+        // `api_key_prefixes`; that migration places the table afterwards.
+        let before = state(&[("api_key_prefixes", Placement::Absent)]);
+        assert_eq!(misplaced(&before), None);
+        let plan = flat(&distribution_plan(&before));
+        assert!(
+            !plan.iter().any(|s| s.contains("api_key_prefixes")),
+            "{plan:#?}"
+        );
         assert_eq!(plan.len(), 7 + PER_TENANT_API_KEY_PREFIX.len());
+
+        let mut placed = done();
+        placed[1].1 = Placement::Absent;
+        assert_eq!(placed[1].0, "api_key_prefixes");
+        assert!(in_target(&placed));
+        assert!(distribution_plan(&placed).is_empty());
+
+        // Created later, plain: the next run makes it a reference table, alone.
+        placed[1].1 = Placement::Plain;
+        assert!(!in_target(&placed));
+        assert_eq!(misplaced(&placed), None);
+        assert_eq!(
+            distribution_plan(&placed),
+            vec![vec!["SELECT create_reference_table('api_key_prefixes')"]]
+        );
     }
 
     #[test]
@@ -497,6 +588,7 @@ mod tests {
     fn a_rerun_skips_the_tables_already_in_place() {
         let partial = state(&[
             ("tenants", Placement::Reference),
+            ("api_key_prefixes", Placement::Reference),
             ("users", hash(3)),
             ("api_keys", hash(3)),
         ]);
@@ -523,9 +615,13 @@ mod tests {
         let plan = distribution_plan(&partial);
         assert_eq!(
             plan[0],
+            vec!["SELECT create_reference_table('api_key_prefixes')"]
+        );
+        assert_eq!(
+            plan[1],
             vec!["SELECT create_distributed_table('users', 'tenant_id')"]
         );
-        assert_eq!(plan.len(), 6);
+        assert_eq!(plan.len(), 7);
     }
 
     #[test]
@@ -551,8 +647,8 @@ mod tests {
     #[test]
     fn a_table_in_the_wrong_group_or_by_the_wrong_column_is_misplaced() {
         let mut other_group = done();
-        other_group[6].1 = hash(8);
-        assert_eq!(other_group[6].0, "idempotency_keys");
+        other_group[7].1 = hash(8);
+        assert_eq!(other_group[7].0, "idempotency_keys");
         assert_eq!(misplaced(&other_group), Some("idempotency_keys"));
         assert!(!in_target(&other_group));
 
@@ -570,5 +666,8 @@ mod tests {
 
         let reference_users = state(&[("users", Placement::Reference)]);
         assert_eq!(misplaced(&reference_users), Some("users"));
+
+        let distributed_directory = state(&[("api_key_prefixes", hash(7))]);
+        assert_eq!(misplaced(&distributed_directory), Some("api_key_prefixes"));
     }
 }

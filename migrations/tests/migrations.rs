@@ -9,11 +9,13 @@
 //! With `CITUS_URL` (a database on a Citus coordinator, see CITUS.md) one more
 //! test distributes the schema there, in a schema of its own, and checks that
 //! the Citus step converges from a fresh schema, a second run and the broken
-//! states reported against it; without it that test says so and passes.
+//! states reported against it, and that a legacy API key is routed on one node;
+//! it passes with the multi-shard net (`citus.multi_task_query_log_level =
+//! 'error'`) set for the database. Without `CITUS_URL` it says so and passes.
 
 use std::future::Future;
 
-use migrations::{GLOBAL_TABLES, Migrator, TENANT_TABLES, citus_present};
+use migrations::{GLOBAL_TABLES, Migrator, REPLICATED_TENANT_TABLES, TENANT_TABLES, citus_present};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
@@ -139,7 +141,30 @@ macro_rules! on_both {
 // Helpers
 
 fn all_tables() -> impl Iterator<Item = &'static str> {
-    GLOBAL_TABLES.into_iter().chain(TENANT_TABLES)
+    GLOBAL_TABLES
+        .into_iter()
+        .chain(REPLICATED_TENANT_TABLES)
+        .chain(TENANT_TABLES)
+}
+
+/// Every tenant-owned table: distributed under Citus, or replicated.
+fn tenant_owned_tables() -> impl Iterator<Item = &'static str> {
+    TENANT_TABLES.into_iter().chain(REPLICATED_TENANT_TABLES)
+}
+
+/// The number of migrations; the last one, `m20261122_000005_api_key_prefixes`,
+/// comes after the Citus step.
+const MIGRATIONS: usize = 5;
+
+/// How many migrations come before `m20261122_000005_api_key_prefixes`.
+const BEFORE_THE_DIRECTORY: u32 = 4;
+
+/// Reverts the Citus step: it and the migration after it (whose table is derived
+/// data, rebuilt by the next `up`).
+async fn down_through_the_citus_step(db: &DatabaseConnection) {
+    Migrator::down(db, Some(2))
+        .await
+        .expect("revert the api_key_prefixes and citus steps");
 }
 
 async fn up(db: &DatabaseConnection) {
@@ -457,6 +482,13 @@ const SCHEMA: &[(&str, Columns)] = &[
         ],
     ),
     (
+        "api_key_prefixes",
+        &[
+            ("tenant_id", Ty::Uuid, NOT_NULL),
+            ("prefix", Ty::Str, NOT_NULL),
+        ],
+    ),
+    (
         "idempotency_keys",
         &[
             ("tenant_id", Ty::Uuid, NOT_NULL),
@@ -480,6 +512,7 @@ const PRIMARY_KEYS: &[(&str, &[&str])] = &[
     ("people", &["tenant_id", "id"]),
     ("activities", &["tenant_id", "id"]),
     ("idempotency_keys", &["tenant_id", "credential_id", "key"]),
+    ("api_key_prefixes", &["tenant_id", "prefix"]),
 ];
 
 /// Foreign keys: (table, columns, parent table, parent columns).
@@ -517,6 +550,7 @@ const FOREIGN_KEYS: &[(&str, &[&str], &str, &[&str])] = &[
         "users",
         &["tenant_id", "id"],
     ),
+    ("api_key_prefixes", &["tenant_id"], "tenants", &["id"]),
 ];
 
 /// Secondary indexes: (table, name, unique).
@@ -549,6 +583,7 @@ const INDEXES: &[(&str, &str, bool)] = &[
         "idx_idempotency_keys_tenant_id_expires_at",
         false,
     ),
+    ("api_key_prefixes", "idx_api_key_prefixes_prefix", true),
 ];
 
 // ---------------------------------------------------------------------------
@@ -739,7 +774,7 @@ async fn migrations_create_every_table(db: DatabaseConnection) {
             .await
             .expect("applied migrations")
             .len(),
-        4
+        MIGRATIONS
     );
 }
 on_both!(migrations_create_every_table =>
@@ -830,7 +865,7 @@ async fn tenant_id_leads_every_primary_and_foreign_key(db: DatabaseConnection) {
         );
     }
     // The rule itself, independent of the tables above.
-    for table in TENANT_TABLES {
+    for table in tenant_owned_tables() {
         assert_eq!(primary_key_of(&db, table).await[0], "tenant_id", "{table}");
         for (cols, _, parent_cols) in foreign_keys_of(&db, table).await {
             assert_eq!(cols[0], "tenant_id", "a foreign key of {table}");
@@ -918,6 +953,68 @@ on_both!(an_api_key_prefix_is_unique_across_tenants =>
     an_api_key_prefix_is_unique_across_tenants_on_sqlite,
     an_api_key_prefix_is_unique_across_tenants_on_postgres);
 
+/// `(tenant_id, prefix)` of every row of `api_key_prefixes`, by prefix.
+async fn directory(db: &DatabaseConnection) -> Vec<(Uuid, String)> {
+    rows(
+        db,
+        "SELECT tenant_id, prefix FROM api_key_prefixes ORDER BY prefix",
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r.try_get::<Uuid>("", "tenant_id").expect("tenant_id"),
+            text(r, "prefix"),
+        )
+    })
+    .collect()
+}
+
+async fn the_prefix_directory_is_filled_from_the_existing_keys(db: DatabaseConnection) {
+    // A database from before the directory, with keys of two tenants.
+    Migrator::up(&db, Some(BEFORE_THE_DIRECTORY))
+        .await
+        .expect("apply the migrations before the directory");
+    let ours = tenant(&db).await;
+    let theirs = tenant(&db).await;
+    api_key(&db, ours, "tnt_Lgcy0001").await.expect("a key");
+    api_key(&db, theirs, "tnt_Lgcy0002").await.expect("a key");
+    let expected = vec![
+        (ours, "tnt_Lgcy0001".to_owned()),
+        (theirs, "tnt_Lgcy0002".to_owned()),
+    ];
+
+    up(&db).await;
+    assert_eq!(directory(&db).await, expected);
+
+    // Reverted and applied again: rebuilt from the keys.
+    Migrator::down(&db, Some(1))
+        .await
+        .expect("revert the directory");
+    let manager = SchemaManager::new(&db);
+    assert!(
+        !manager
+            .has_table("api_key_prefixes")
+            .await
+            .expect("has_table")
+    );
+    up(&db).await;
+    assert_eq!(directory(&db).await, expected);
+
+    // A prefix routes to one tenant only.
+    insert(
+        &db,
+        "api_key_prefixes",
+        &["tenant_id", "prefix"],
+        vec![theirs.into(), "tnt_Lgcy0001".into()],
+    )
+    .await
+    .expect_err("a prefix already routed to another tenant must be rejected");
+}
+on_both!(the_prefix_directory_is_filled_from_the_existing_keys =>
+    the_prefix_directory_is_filled_from_the_existing_keys_on_sqlite,
+    the_prefix_directory_is_filled_from_the_existing_keys_on_postgres);
+
 async fn the_citus_step_is_skipped_without_citus(db: DatabaseConnection) {
     up(&db).await;
     let manager = SchemaManager::new(&db);
@@ -933,9 +1030,7 @@ async fn the_citus_step_is_skipped_without_citus(db: DatabaseConnection) {
         "the citus step is recorded as applied"
     );
     // And reverting it is a no-op too.
-    Migrator::down(&db, Some(1))
-        .await
-        .expect("revert the citus step");
+    down_through_the_citus_step(&db).await;
     assert!(manager.has_table("users").await.expect("has_table"));
 }
 on_both!(the_citus_step_is_skipped_without_citus =>
@@ -1146,7 +1241,7 @@ async fn assert_distributed(db: &DatabaseConnection, when: &str) -> Vec<(&'stati
         found.push((table, row));
     }
     for (table, row) in &found {
-        if GLOBAL_TABLES.contains(table) {
+        if GLOBAL_TABLES.contains(table) || REPLICATED_TENANT_TABLES.contains(table) {
             assert_eq!(
                 (row.partmethod.as_str(), row.repmodel.as_str(), row.shards),
                 ("n", "t", 1),
@@ -1173,10 +1268,27 @@ async fn assert_distributed(db: &DatabaseConnection, when: &str) -> Vec<(&'stati
     found
 }
 
+/// Runs `sql` in a transaction that opts out of the multi-shard net
+/// (`citus.multi_task_query_log_level`, which CITUS.md suggests setting for the
+/// whole database: the suite must pass under it), as the migrations do for
+/// their own cross-tenant statements.
+async fn rows_across_shards(db: &DatabaseConnection, sql: &str) -> Vec<QueryResult> {
+    let txn = db.begin().await.expect("begin");
+    txn.execute_unprepared("SET LOCAL citus.multi_task_query_log_level = 'off'")
+        .await
+        .expect("lift the net");
+    let found = txn
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    txn.commit().await.expect("commit");
+    found
+}
+
 async fn row_counts(db: &DatabaseConnection) -> Vec<(&'static str, i64)> {
     let mut counts = Vec::new();
     for table in all_tables() {
-        let found = rows(db, &format!("SELECT count(*) AS n FROM {table}")).await;
+        let found = rows_across_shards(db, &format!("SELECT count(*) AS n FROM {table}")).await;
         counts.push((table, int(&found[0], "n")));
     }
     counts
@@ -1212,7 +1324,56 @@ async fn the_citus_step_converges_from_any_state(db: DatabaseConnection) {
     api_key(&db, t, "tnt_citus")
         .await
         .expect("insert an api key");
+    // And its directory row, as the domain writes it with the key.
+    insert(
+        &db,
+        "api_key_prefixes",
+        &["tenant_id", "prefix"],
+        vec![t.into(), "tnt_citus".into()],
+    )
+    .await
+    .expect("insert a directory row");
     let counts = row_counts(&db).await;
+
+    // The lookup of a key without a tenant part is two reads on one node each
+    // (the directory, then the tenant's key), which the multi-shard net lets
+    // through; the read by prefix alone is refused.
+    {
+        let txn = db.begin().await.expect("begin");
+        txn.execute_unprepared("SET LOCAL citus.multi_task_query_log_level = 'error'")
+            .await
+            .expect("set the net");
+        let routed = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT tenant_id FROM api_key_prefixes WHERE prefix = 'tnt_citus'",
+            ))
+            .await
+            .expect("the directory read passes the net")
+            .expect("the key's directory row");
+        assert_eq!(
+            routed.try_get::<Uuid>("", "tenant_id").expect("tenant_id"),
+            t
+        );
+        let pinned =
+            format!("SELECT id FROM api_keys WHERE tenant_id = '{t}' AND prefix = 'tnt_citus'");
+        txn.query_one_raw(Statement::from_string(DbBackend::Postgres, pinned))
+            .await
+            .expect("the pinned read passes the net")
+            .expect("the key");
+        let error = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT id FROM api_keys WHERE prefix = 'tnt_citus'",
+            ))
+            .await
+            .expect_err("a read by prefix alone runs on every shard");
+        assert!(
+            error.to_string().contains("multi-task query"),
+            "unexpected error: {error}"
+        );
+        txn.rollback().await.expect("rollback");
+    }
 
     // A query pinned to one tenant is routed to a single shard.
     let plan = rows(
@@ -1235,13 +1396,21 @@ async fn the_citus_step_converges_from_any_state(db: DatabaseConnection) {
     up(&db).await;
     assert_eq!(assert_distributed(&db, "second run").await, first);
     assert_eq!(row_counts(&db).await, counts);
+    // The same for the directory's migration (killed after its last transaction).
+    rows(
+        &db,
+        "DELETE FROM seaql_migrations \
+         WHERE version = 'm20261122_000005_api_key_prefixes' RETURNING version",
+    )
+    .await;
+    up(&db).await;
+    assert_eq!(assert_distributed(&db, "directory rerun").await, first);
+    assert_eq!(row_counts(&db).await, counts);
 
     // 3. The reported failure: `tenants` made a reference table while
     // `citus.enable_local_reference_table_foreign_keys` is on (the default)
     // turns the tables referencing it into Citus local tables.
-    Migrator::down(&db, Some(1))
-        .await
-        .expect("undistribute everything");
+    down_through_the_citus_step(&db).await;
     for table in all_tables() {
         assert_eq!(dist_row(&db, table).await, None, "{table} after down");
     }
@@ -1258,9 +1427,7 @@ async fn the_citus_step_converges_from_any_state(db: DatabaseConnection) {
     assert_eq!(row_counts(&db).await, counts);
 
     // 4. Interrupted half-way: only some tables distributed.
-    Migrator::down(&db, Some(1))
-        .await
-        .expect("undistribute everything");
+    down_through_the_citus_step(&db).await;
     {
         let txn = db.begin().await.expect("begin");
         for sql in [
@@ -1282,7 +1449,7 @@ async fn the_citus_step_converges_from_any_state(db: DatabaseConnection) {
     assert_eq!(row_counts(&db).await, counts);
 
     // 5. A table in a co-location group of its own.
-    rows(&db, "SELECT undistribute_table('idempotency_keys')").await;
+    rows_across_shards(&db, "SELECT undistribute_table('idempotency_keys')").await;
     rows(
         &db,
         "SELECT create_distributed_table('idempotency_keys', 'tenant_id', colocate_with => 'none')",

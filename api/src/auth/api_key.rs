@@ -6,8 +6,9 @@
 //!   single-shard read on Citus and no use of the cross-tenant escape hatch. A key whose
 //!   tenant part is altered is simply not found in the tenant it names. The tenant id is
 //!   not a secret (it is in every JWT and log line); the key stays opaque otherwise.
-//!   Legacy keys are found by their prefix alone (through the escape hatch, on every
-//!   shard): rotate them before moving to Citus (`POST /v1/api_keys`, then revoke).
+//!   A legacy key is routed by its prefix: one read of the `api_key_prefixes` directory
+//!   (through the escape hatch; a reference table under Citus), then the key is read with
+//!   its tenant's handle like a new one.
 //! - `prefix`: 8 random base62 characters. What is stored in clear (and shown as the
 //!   key's `prefix`) is the whole start of the key up to the secret —
 //!   `tnt_<tenant>_<prefix>`, or `tnt_<prefix>` for a legacy key — unique across tenants.

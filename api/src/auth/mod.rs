@@ -388,22 +388,26 @@ impl Authenticator {
     async fn lookup_in_db(&self, lookup: KeyLookup<'_>) -> Result<Principal, Problem> {
         let KeyLookup { parsed, cache_key } = lookup;
         let prefix = parsed.prefix;
-        let found = match parsed.tenant {
-            // The key names its tenant: look it up there, with that tenant's handle (one
-            // shard; no escape hatch). A key whose tenant part was changed is not found.
+        let tenant = match parsed.tenant {
+            // The key names its tenant: look it up there (no escape hatch).
+            Some(tenant) => Some(TenantId::from_uuid(tenant)),
+            // A legacy key: its tenant from the prefix directory (through the escape
+            // hatch; one read of a table every node holds, under Citus too).
+            None => domain::identity::find_api_key_tenant(self.unscoped.unscoped(), prefix)
+                .await
+                .map_err(Problem::from)?,
+        };
+        // Then the key itself, with that tenant's handle (one shard). A key whose tenant
+        // part was changed is not found in the tenant it names.
+        let found = match tenant {
             Some(tenant) => {
-                let ctx = self
-                    .unscoped
-                    .issuer()
-                    .issue(TenantId::from_uuid(tenant), Actor::System);
-                domain::identity::find_api_key(&self.db.tenant(&ctx), prefix).await
+                let ctx = self.unscoped.issuer().issue(tenant, Actor::System);
+                domain::identity::find_api_key(&self.db.tenant(&ctx), prefix)
+                    .await
+                    .map_err(Problem::from)?
             }
-            // A legacy key: found by its prefix across tenants.
-            None => {
-                domain::identity::find_api_key_by_prefix(self.unscoped.unscoped(), prefix).await
-            }
-        }
-        .map_err(Problem::from)?;
+            None => None,
+        };
         let refused = || Problem::unauthenticated("the API key is unknown or revoked");
         let credential = found.ok_or_else(refused)?;
         if credential.revoked

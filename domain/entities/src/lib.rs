@@ -9,7 +9,9 @@
 //!
 //! ## The rules
 //! 1. Every entity is declared through tenancy's macros: tenant-owned tables with
-//!    `tenancy::tenant_scoped!()`, the `tenants` table with `tenancy::tenant_root!()`.
+//!    `tenancy::tenant_scoped!()` (`api_key_prefixes` too: its rows are tenants' keys,
+//!    though Citus replicates it instead of distributing it), the `tenants` table with
+//!    `tenancy::tenant_root!()`.
 //!    tenancy re-checks each declaration before its first statement (names, the
 //!    `tenant_id` column, the primary key, no `select_as`/`save_as`, no enums) and its
 //!    statement guard checks every statement.
@@ -30,6 +32,7 @@ use uuid::Uuid;
 pub mod account;
 pub mod activity;
 pub mod api_key;
+pub mod api_key_prefix;
 pub mod idempotency_key;
 pub mod person;
 pub mod tenant;
