@@ -325,10 +325,18 @@ impl<E> FrontDoorEndpoint<E> {
             Method::HEAD => &Method::GET,
             ref method => method,
         };
-        self.door
+        // A literal path (`/v1/activities/feed`) is a resource of its own, never an `{id}`
+        // of its parent: only its own routes may match it, as in the router.
+        let literal = self
+            .door
             .routes
             .iter()
-            .find(|route| route.method == method && route.template.matches(path))
+            .any(|route| route.template.is_literal() && route.template.matches(path));
+        self.door.routes.iter().find(|route| {
+            route.method == method
+                && route.template.matches(path)
+                && (!literal || route.template.is_literal())
+        })
     }
 
     /// Verifies `token`; an API key only the database can verify is paid for by the

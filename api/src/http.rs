@@ -222,6 +222,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Prob
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| malformed(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::validation(vec![FieldProblem::new(
+            "body",
+            "invalid_type",
+            "must be a JSON object",
+        )]));
+    }
     let canonical = canonical_json(&value);
     let value = serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let path = e.path().to_string();

@@ -340,6 +340,11 @@ impl RouteTemplate {
         )
     }
 
+    /// Whether the template has no parameter (`/v1/activities/feed`).
+    pub fn is_literal(&self) -> bool {
+        self.0.iter().all(|s| matches!(s, Segment::Literal(_)))
+    }
+
     /// Whether `path` matches the template.
     pub fn matches(&self, path: &str) -> bool {
         let mut parts = path.split('/');

@@ -537,7 +537,7 @@ fn new_person(
     let local = format!("lt-{}", Uuid::new_v4().simple());
     Some(types::PersonCreate {
         account_id: account,
-        email: Some(marked_email(&local, &tenant.slug)),
+        email: Some(marked_email(&local, &tenant.slug).parse().ok()?),
         first_name: first.parse().ok()?,
         last_name: format!("Loadtest{w}").parse().ok()?,
         phone: None,
@@ -679,7 +679,7 @@ async fn update(
         return None;
     }
     let body = types::PersonUpdate {
-        title: Some(format!("T{}", rng.below(1_000_000))),
+        title: Some(format!("T{}", rng.below(1_000_000)).parse().ok()?),
         ..Default::default()
     };
     let result: ApiResult<types::Person> = timed(

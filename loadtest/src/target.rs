@@ -66,7 +66,11 @@ pub async fn create_api_key(
         name: name
             .parse()
             .map_err(|e| anyhow::anyhow!("API key name `{name}`: {e}"))?,
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        scopes: scopes
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("API key scopes {scopes:?}: {e}"))?,
     };
     let created = retrying(5, || {
         tenant.client.create_api_key().body(body.clone()).send()

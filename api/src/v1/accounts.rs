@@ -93,16 +93,18 @@ impl From<accounts::Account> for Account {
 #[oai(example, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct AccountCreate {
-    /// Display name, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Display name: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     pub name: String,
-    /// Internet domain (`acme.com`).
+    /// Internet domain (`acme.com`): two or more labels of letters, digits and inner
+    /// hyphens, the last starting with a letter; stored lower-cased.
     #[oai(nullable)]
     pub domain: Option<String>,
     /// A user of your tenant.
     #[oai(nullable)]
     pub owner_id: Option<Uuid>,
-    /// A JSON object of at most 16 KiB.
+    /// A JSON object of at most 16 KiB, with keys of 1 to 64 characters; no key or string
+    /// in it, at any depth, may contain NUL (U+0000).
     #[oai(nullable)]
     pub custom_fields: Option<BTreeMap<String, Value>>,
 }
@@ -137,11 +139,11 @@ impl From<AccountCreate> for accounts::AccountCreate {
 #[oai(example, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct AccountUpdate {
-    /// New display name.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// New display name: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     #[serde(default)]
     pub name: MaybeUndefined<String>,
-    /// New domain, or `null` to clear it.
+    /// New domain (as `domain` of `create_account`), or `null` to clear it.
     #[oai(nullable)]
     #[serde(default)]
     pub domain: MaybeUndefined<String>,
@@ -150,7 +152,8 @@ pub struct AccountUpdate {
     #[serde(default)]
     pub owner_id: MaybeUndefined<Uuid>,
     /// A JSON merge patch of the custom fields: each key replaces the stored one, a
-    /// `null` value removes it.
+    /// `null` value removes it. Keys of 1 to 64 characters; no key or string in it, at any
+    /// depth, may contain NUL (U+0000); the merged object is at most 16 KiB.
     #[serde(default)]
     pub custom_fields: MaybeUndefined<BTreeMap<String, Value>>,
 }
@@ -283,13 +286,15 @@ impl AccountsApi {
         /// Items per page, 1 to 200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u64>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page, with the same filters (not with `page`).
         cursor: Query<Option<String>>,
-        /// The order: `id` (default) or `updated_at` (sync).
+        /// The order: `id` (default) or `updated_at` (sync; not with `page`).
         sort: Query<Option<Sort>>,
-        /// Sync from this time: items changed after it (implies `sort=updated_at`).
+        /// Sync from this time: items changed after it (implies `sort=updated_at`; not with
+        /// `sort=id` or `page`).
         updated_after: Query<Option<DateTime<Utc>>>,
-        /// Offset page number, from 1 (compatibility; prefer cursors).
+        /// Offset page number, from 1, in id order (compatibility; prefer cursors). Offset
+        /// pages end at row 10,000: `(page - 1) * limit` may not exceed it.
         #[oai(validator(minimum(value = "1")))]
         page: Query<Option<u64>>,
         /// Only accounts with this domain.

@@ -155,13 +155,14 @@ pub struct ActivityCreate {
     pub user_id: Option<Uuid>,
     /// Call, email, note or meeting.
     pub kind: ActivityKind,
-    /// Subject line, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Subject line: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     pub subject: String,
-    /// Free text, at most 64 KiB.
+    /// Free text, at most 64 KiB (UTF-8); no control characters but tab, line feed and
+    /// carriage return.
     #[oai(nullable)]
     pub body: Option<String>,
-    /// When it happened (default: now).
+    /// When it happened (default: now), in the years 1970 to 9999 (UTC).
     #[oai(nullable)]
     pub occurred_at: Option<DateTime<Utc>>,
 }
@@ -195,15 +196,15 @@ pub struct ActivityUpdate {
     /// New kind.
     #[serde(default)]
     pub kind: MaybeUndefined<ActivityKind>,
-    /// New subject.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// New subject: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     #[serde(default)]
     pub subject: MaybeUndefined<String>,
-    /// New body, or `null` to clear it.
+    /// New body (as `body` of `create_activity`), or `null` to clear it.
     #[oai(nullable)]
     #[serde(default)]
     pub body: MaybeUndefined<String>,
-    /// New time.
+    /// New time, in the years 1970 to 9999 (UTC).
     #[serde(default)]
     pub occurred_at: MaybeUndefined<DateTime<Utc>>,
 }
@@ -377,13 +378,15 @@ impl ActivitiesApi {
         /// Items per page, 1 to 200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u64>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page, with the same filters (not with `page`).
         cursor: Query<Option<String>>,
-        /// The order: `id` (default) or `updated_at` (sync).
+        /// The order: `id` (default) or `updated_at` (sync; not with `page`).
         sort: Query<Option<Sort>>,
-        /// Sync from this time: items changed after it (implies `sort=updated_at`).
+        /// Sync from this time: items changed after it (implies `sort=updated_at`; not with
+        /// `sort=id` or `page`).
         updated_after: Query<Option<DateTime<Utc>>>,
-        /// Offset page number, from 1 (compatibility; prefer cursors).
+        /// Offset page number, from 1, in id order (compatibility; prefer cursors). Offset
+        /// pages end at row 10,000: `(page - 1) * limit` may not exceed it.
         #[oai(validator(minimum(value = "1")))]
         page: Query<Option<u64>>,
         /// Only activities with this person.
@@ -392,7 +395,8 @@ impl ActivitiesApi {
         kind: Query<Option<ActivityKind>>,
         /// Only activities that occurred at or after this time.
         occurred_from: Query<Option<DateTime<Utc>>>,
-        /// Only activities that occurred before this time.
+        /// Only activities that occurred before this time (after `occurred_from`, when both
+        /// are given).
         occurred_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<Listed<ActivityList>, ApiError<ListErrors>> {
         let Call {
@@ -465,7 +469,7 @@ impl ActivitiesApi {
         /// Items per page, 1 to 200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u64>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page, with the same filters.
         cursor: Query<Option<String>>,
         /// Only activities with this person.
         person_id: Query<Option<Uuid>>,
@@ -473,7 +477,8 @@ impl ActivitiesApi {
         kind: Query<Option<ActivityKind>>,
         /// Only activities that occurred at or after this time.
         occurred_from: Query<Option<DateTime<Utc>>>,
-        /// Only activities that occurred before this time.
+        /// Only activities that occurred before this time (after `occurred_from`, when both
+        /// are given).
         occurred_before: Query<Option<DateTime<Utc>>>,
     ) -> Result<Listed<FeedPage>, ApiError<ListErrors>> {
         let Call {

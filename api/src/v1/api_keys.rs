@@ -97,10 +97,10 @@ pub struct ApiKeyCreated {
 #[oai(example, deny_unknown_fields)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyCreate {
-    /// What the key is for, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// What the key is for: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     pub name: String,
-    /// The scopes to grant: a subset of your own.
+    /// The scopes to grant (at most 64): a subset of your own.
     pub scopes: Vec<String>,
 }
 

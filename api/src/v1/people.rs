@@ -169,19 +169,22 @@ pub struct PersonCreate {
     /// An account of your tenant.
     #[oai(nullable)]
     pub account_id: Option<Uuid>,
-    /// First name, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// First name: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     pub first_name: String,
-    /// Last name, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Last name: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     pub last_name: String,
-    /// Email address.
+    /// Email address: 1 to 64 printable ASCII characters, `@`, a domain name; stored
+    /// lower-cased.
     #[oai(nullable)]
     pub email: Option<String>,
-    /// Job title, 1 to 200 characters.
+    /// Job title: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     #[oai(nullable)]
     pub title: Option<String>,
-    /// Phone number: 7 to 15 digits, separators allowed.
+    /// Phone number: an optional `+`, then 7 to 15 digits and any separators (space, `-`,
+    /// `.`, parentheses); stored as the digits with their `+`.
     #[oai(nullable)]
     pub phone: Option<String>,
     /// Sales stage (default `lead`).
@@ -227,23 +230,23 @@ pub struct PersonUpdate {
     #[oai(nullable)]
     #[serde(default)]
     pub account_id: MaybeUndefined<Uuid>,
-    /// New first name.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// New first name: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     #[serde(default)]
     pub first_name: MaybeUndefined<String>,
-    /// New last name.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// New last name: 1 to 200 characters once surrounding whitespace is
+    /// trimmed, no control characters.
     #[serde(default)]
     pub last_name: MaybeUndefined<String>,
-    /// New email, or `null` to clear it.
+    /// New email (as `email` of `create_person`), or `null` to clear it.
     #[oai(nullable)]
     #[serde(default)]
     pub email: MaybeUndefined<String>,
-    /// New title, or `null` to clear it.
+    /// New title (as `title` of `create_person`), or `null` to clear it.
     #[oai(nullable)]
     #[serde(default)]
     pub title: MaybeUndefined<String>,
-    /// New phone, or `null` to clear it.
+    /// New phone (as `phone` of `create_person`), or `null` to clear it.
     #[oai(nullable)]
     #[serde(default)]
     pub phone: MaybeUndefined<String>,
@@ -380,13 +383,15 @@ impl PeopleApi {
         /// Items per page, 1 to 200 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u64>>,
-        /// `next_cursor` of the previous page.
+        /// `next_cursor` of the previous page, with the same filters (not with `page`).
         cursor: Query<Option<String>>,
-        /// The order: `id` (default) or `updated_at` (sync).
+        /// The order: `id` (default) or `updated_at` (sync; not with `page`).
         sort: Query<Option<Sort>>,
-        /// Sync from this time: items changed after it (implies `sort=updated_at`).
+        /// Sync from this time: items changed after it (implies `sort=updated_at`; not with
+        /// `sort=id` or `page`).
         updated_after: Query<Option<DateTime<Utc>>>,
-        /// Offset page number, from 1 (compatibility; prefer cursors).
+        /// Offset page number, from 1, in id order (compatibility; prefer cursors). Offset
+        /// pages end at row 10,000: `(page - 1) * limit` may not exceed it.
         #[oai(validator(minimum(value = "1")))]
         page: Query<Option<u64>>,
         /// Only people at this account.
@@ -395,7 +400,7 @@ impl PeopleApi {
         stage: Query<Option<Stage>>,
         /// Only the person with this email.
         email: Query<Option<String>>,
-        /// Fill `account_name` on each person.
+        /// Fill `account_name` on each person (not with `page`).
         include_account_name: Query<Option<bool>>,
     ) -> Result<Listed<PersonList>, ApiError<ListErrors>> {
         let Call {

@@ -184,7 +184,7 @@ fn operations(spec: &Value) -> Vec<Operation> {
     for (path, item) in spec["paths"].as_object().into_iter().flatten() {
         for (method, op) in item.as_object().into_iter().flatten() {
             let id = s(op, "operationId").to_owned();
-            let scopes: Vec<&str> = op["security"][0]["bearer"]
+            let scopes: Vec<&str> = op["security"][1]["bearer"]
                 .as_array()
                 .into_iter()
                 .flatten()

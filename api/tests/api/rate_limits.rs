@@ -290,7 +290,7 @@ async fn the_spec_publishes_every_operation_s_cost_and_the_rate_limit_headers() 
             assert_eq!(cost, Some(declared.units(None, None)), "{id}");
             // The scope the front door checks is the one the spec declares.
             assert_eq!(
-                op["security"][0]["bearer"][0].as_str(),
+                op["security"][1]["bearer"][0].as_str(),
                 Some(declared.scope.as_str()),
                 "{id}"
             );
