@@ -195,15 +195,7 @@ impl<E: Endpoint> Endpoint for FrontDoorEndpoint<E> {
                 let policy = self.anonymous_policy.as_ref();
                 write_headers(&mut resp, &decision, decision.cost(), policy);
             }
-            Admitted::Authenticated(Some(charge)) => {
-                let (charged, decision) = charge.settle().await;
-                write_headers(
-                    &mut resp,
-                    &decision,
-                    charged,
-                    self.authenticated_policy.as_ref(),
-                );
-            }
+            Admitted::Authenticated(Some(charge)) => self.settle(&charge, &mut resp).await,
             Admitted::Anonymous(None) | Admitted::Authenticated(None) => {}
         }
         Ok(resp)
@@ -298,13 +290,7 @@ impl<E> FrontDoorEndpoint<E> {
         if let Some(problem) = refused {
             let mut resp = problem.into_response_for(&problem_context(req));
             if let Some(charge) = &charge {
-                let (charged, decision) = charge.settle().await;
-                write_headers(
-                    &mut resp,
-                    &decision,
-                    charged,
-                    self.authenticated_policy.as_ref(),
-                );
+                self.settle(charge, &mut resp).await;
             }
             return Err(resp);
         }
@@ -315,6 +301,12 @@ impl<E> FrontDoorEndpoint<E> {
             extensions.insert(charge.clone());
         }
         Ok(Admitted::Authenticated(charge))
+    }
+
+    /// Settles what `charge` finally cost and writes the rate-limit headers on `resp`.
+    async fn settle(&self, charge: &RequestCharge, resp: &mut Response) {
+        let (charged, decision) = charge.settle().await;
+        write_headers(resp, &decision, charged, self.authenticated_policy.as_ref());
     }
 
     /// The operation `req` names, if any.

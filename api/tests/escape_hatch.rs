@@ -132,7 +132,6 @@ async fn every_operation(app: &TestApp, t: &TestTenant, keys: &[String]) {
 
 #[tokio::test]
 async fn serving_v1_uses_the_escape_hatch_only_on_reference_tables() {
-    use api::auth::api_key::{KEY_PREFIX, checksum, hash_secret};
     for backend in support::backends() {
         let app = spawn_app(&backend).await;
         let t = app.tenant("hatch").await;
@@ -147,22 +146,7 @@ async fn serving_v1_uses_the_escape_hatch_only_on_reference_tables() {
         )
         .await;
         let new_key = s(&new_key, "secret").to_owned();
-        let prefix = format!("Lg{}", &uuid::Uuid::now_v7().simple().to_string()[26..]);
-        let secret = "S".repeat(32);
-        domain::identity::create_api_key(
-            &app.tenant_db(&t),
-            domain::identity::ApiKeyCreate {
-                name: "legacy".to_owned(),
-                prefix: format!("{KEY_PREFIX}{prefix}"),
-                secret_hash: hash_secret(app.state.auth.pepper(), &secret),
-                scopes: api::auth::Scope::all_names(),
-                created_by: None,
-            },
-        )
-        .await
-        .expect("stored");
-        let body = format!("{KEY_PREFIX}{prefix}_{secret}");
-        let legacy_key = format!("{body}{}", checksum(&body));
+        let legacy_key = app.legacy_key(&t, &api::auth::Scope::all_names()).await;
 
         let before = snapshot();
         every_operation(&app, &t, &[new_key, legacy_key]).await;

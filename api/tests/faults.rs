@@ -154,6 +154,69 @@ async fn writer(
     }
 }
 
+/// Retrying writers running against a server, and what they saw.
+struct Writers {
+    tally: Arc<Mutex<Tally>>,
+    stop: watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    /// Starts `count` writers of `load` against `server`.
+    fn start(count: usize, load: Load, server: &Server) -> Self {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let (stop, stopped) = watch::channel(false);
+        let handles = (0..count)
+            .map(|id| {
+                tokio::spawn(writer(
+                    id,
+                    load,
+                    server.base.clone(),
+                    server.token.clone(),
+                    tally.clone(),
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        Self {
+            tally,
+            stop,
+            handles,
+        }
+    }
+
+    /// Stops the writers once their current write is answered; prints what they saw and
+    /// checks that every failure was one of `failures`, each with `Retry-After`.
+    async fn finish(self, failures: &[u16], context: &str) -> Tally {
+        self.stop.send_replace(true);
+        for handle in self.handles {
+            handle.await.expect("writer");
+        }
+        let tally = Arc::try_unwrap(self.tally)
+            .ok()
+            .expect("writers done")
+            .into_inner()
+            .expect("tally");
+        println!(
+            "writes acknowledged {}, of them replays {}; attempts by status {:?}",
+            tally.acked.len(),
+            tally.replays,
+            tally.statuses
+        );
+        let unexpected: Vec<_> = tally
+            .statuses
+            .iter()
+            .filter(|(status, _)| **status != 201 && !failures.contains(status))
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "unexpected statuses {unexpected:?}\n{context}"
+        );
+        assert_eq!(tally.missing_retry_after, 0);
+        tally
+    }
+}
+
 /// Polls until `tally` holds `n` more acknowledged writes than `from`; returns how long
 /// it took. Bounded: panics after 90 s.
 async fn acked_past(tally: &Mutex<Tally>, from: usize, n: usize) -> Duration {
@@ -207,20 +270,8 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
         return;
     };
     let server = server(&cluster).await;
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let (stop, stopped) = watch::channel(false);
-    let writers: Vec<_> = (0..4)
-        .map(|id| {
-            tokio::spawn(writer(
-                id,
-                Load::People,
-                server.base.clone(),
-                server.token.clone(),
-                tally.clone(),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let writers = Writers::start(4, Load::People, &server);
+    let tally = writers.tally.clone();
     acked_past(&tally, 0, 20).await;
 
     for mode in ["fast", "immediate"] {
@@ -239,35 +290,9 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
         );
     }
 
-    stop.send_replace(true);
-    for writer in writers {
-        writer.await.expect("writer");
-    }
-    let tally = Arc::try_unwrap(tally)
-        .ok()
-        .expect("writers done")
-        .into_inner()
-        .unwrap();
-    println!(
-        "writes acknowledged {}, of them replays {}; attempts by status {:?}",
-        tally.acked.len(),
-        tally.replays,
-        tally.statuses
-    );
-
+    drop(tally);
     // No 5xx but 503, each with Retry-After; no other failure.
-    let unexpected: Vec<_> = tally
-        .statuses
-        .iter()
-        .filter(|(status, _)| !matches!(**status, 201 | 503))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "unexpected statuses {unexpected:?}\n{}",
-        cluster.log()
-    );
-    assert_eq!(tally.missing_retry_after, 0);
-
+    let tally = writers.finish(&[503], &cluster.log()).await;
     assert_stored_once(&server, Load::People, &tally).await;
 }
 
@@ -389,20 +414,8 @@ async fn serial_a_full_disk_pauses_writes_with_507_and_loses_nothing() {
     };
     let server = live::start(settings()).await;
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let (stop, stopped) = watch::channel(false);
-    let writers: Vec<_> = (0..3)
-        .map(|id| {
-            tokio::spawn(writer(
-                id,
-                Load::BigAccounts,
-                server.base.clone(),
-                server.token.clone(),
-                tally.clone(),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let writers = Writers::start(3, Load::BigAccounts, &server);
+    let tally = writers.tally.clone();
 
     failing_for(&tally, 30).await;
     let full_at = tally.lock().expect("tally").acked.len();
@@ -429,29 +442,9 @@ async fn serial_a_full_disk_pauses_writes_with_507_and_loses_nothing() {
         resumed.as_millis()
     );
 
-    stop.send_replace(true);
-    for writer in writers {
-        writer.await.expect("writer");
-    }
+    drop(tally);
+    let tally = writers.finish(&[503, 507], "").await;
     server.stop().await;
-    let tally = Arc::try_unwrap(tally)
-        .ok()
-        .expect("writers done")
-        .into_inner()
-        .expect("tally");
-    println!(
-        "writes acknowledged {}, of them replays {}; attempts by status {:?}",
-        tally.acked.len(),
-        tally.replays,
-        tally.statuses
-    );
-    let unexpected: Vec<_> = tally
-        .statuses
-        .iter()
-        .filter(|(status, _)| !matches!(**status, 201 | 503 | 507))
-        .collect();
-    assert!(unexpected.is_empty(), "unexpected statuses {unexpected:?}");
-    assert_eq!(tally.missing_retry_after, 0);
 
     // A restarted server on the same file has every acknowledged write, once.
     let restarted = live::start(settings()).await;

@@ -222,26 +222,10 @@ async fn a_key_whose_tenant_part_names_another_tenant_is_refused() {
 /// authenticating, through the prefix lookup across tenants.
 #[tokio::test]
 async fn a_legacy_key_without_a_tenant_part_still_authenticates() {
-    use api::auth::api_key::{KEY_PREFIX, checksum, hash_secret};
     for backend in backends() {
         let app = spawn_app(&backend).await;
         let t = app.tenant("legacy").await;
-        let prefix = "Lgcy0001";
-        let secret = "S".repeat(32);
-        domain::identity::create_api_key(
-            &app.tenant_db(&t),
-            domain::identity::ApiKeyCreate {
-                name: "legacy".to_owned(),
-                prefix: format!("{KEY_PREFIX}{prefix}"),
-                secret_hash: hash_secret(app.state.auth.pepper(), &secret),
-                scopes: vec!["people:read".to_owned()],
-                created_by: None,
-            },
-        )
-        .await
-        .expect("stored");
-        let body = format!("{KEY_PREFIX}{prefix}_{secret}");
-        let token = format!("{body}{}", checksum(&body));
+        let token = app.legacy_key(&t, &["people:read".to_owned()]).await;
         let resp = app
             .authed(Method::GET, "/v1/people", &token)
             .send()

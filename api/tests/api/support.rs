@@ -242,6 +242,28 @@ impl TestApp {
         self.client.request(method, format!("{}{path}", self.base))
     }
 
+    /// An API key of the legacy form (no tenant part: `tnt_<prefix>_<secret><check>`), as
+    /// keys were issued before keys named their tenant, stored for `tenant` with `scopes`.
+    pub async fn legacy_key(&self, tenant: &TestTenant, scopes: &[String]) -> String {
+        use api::auth::api_key::{KEY_PREFIX, checksum, hash_secret};
+        let prefix = format!("Lg{}", &Uuid::now_v7().simple().to_string()[26..]);
+        let secret = "S".repeat(32);
+        identity::create_api_key(
+            &self.tenant_db(tenant),
+            identity::ApiKeyCreate {
+                name: "legacy".to_owned(),
+                prefix: format!("{KEY_PREFIX}{prefix}"),
+                secret_hash: hash_secret(self.state.auth.pepper(), &secret),
+                scopes: scopes.to_vec(),
+                created_by: None,
+            },
+        )
+        .await
+        .expect("stored");
+        let body = format!("{KEY_PREFIX}{prefix}_{secret}");
+        format!("{body}{}", checksum(&body))
+    }
+
     /// A request authenticated with `token`.
     /// A handle of `tenant`'s own, as its admin (for writing fixtures the API cannot).
     pub fn tenant_db(&self, tenant: &TestTenant) -> tenancy::TenantDb {
