@@ -316,6 +316,12 @@ pub fn if_match_version(header: Option<&str>) -> Result<Option<i64>, Problem> {
     header
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
+        // Digits only, as ETags are written (`"3"`): not `"+3"`, `"-1"` or `"03"`.
+        .filter(|s| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s.len() == 1 || !s.starts_with('0'))
+        })
         .and_then(|s| s.parse::<i64>().ok())
         .map(Some)
         .ok_or_else(|| {
@@ -597,6 +603,10 @@ mod tests {
         assert_eq!(if_match_version(None).ok(), Some(None));
         assert!(if_match_version(Some("4")).is_err());
         assert!(if_match_version(Some("W/\"4\"")).is_err());
+        for odd in ["\"+5\"", "\"-1\"", "\"007\"", "\"\""] {
+            assert!(if_match_version(Some(odd)).is_err(), "{odd}");
+        }
+        assert_eq!(if_match_version(Some("\"0\"")).ok(), Some(Some(0)));
     }
 
     #[test]

@@ -581,7 +581,7 @@ mod rules {
                     "enum": Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                 },
             }),
-            Rule::IfMatch => json!({ "pattern": "^(?:\\*|\"[0-9]{1,18}\")$" }),
+            Rule::IfMatch => json!({ "pattern": "^(?:\\*|\"(?:0|[1-9][0-9]{0,17})\")$" }),
             Rule::IfNoneMatch => json!({ "pattern": "^[\\t\\x20-\\x7E]*$" }),
         };
         value.as_object().cloned().unwrap_or_default()
