@@ -455,7 +455,7 @@ impl Settings {
             sync_safety_window: Duration::from_millis(parse(
                 &lookup,
                 "TENANTRY_SYNC_SAFETY_WINDOW_MS",
-                2_000,
+                domain::pagination::DEFAULT_SYNC_SAFETY_WINDOW.as_millis() as u64,
             )?),
             api_key_cache_ttl: Duration::from_secs(parse(
                 &lookup,

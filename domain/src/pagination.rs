@@ -149,6 +149,11 @@ impl<T> Page<T> {
     }
 }
 
+/// The sync safety window's default (`TENANTRY_SYNC_SAFETY_WINDOW_MS`): longer than any
+/// write transaction of this API, which are short and bounded by the request timeout's
+/// share spent in the database.
+pub const DEFAULT_SYNC_SAFETY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Sync mode's safety window, applied to a page read in `(updated_at, id)` order: rows
 /// changed after `cutoff` (now less the window) are held back, and the page ends at the
 /// last row before them, with no more to read for now.
