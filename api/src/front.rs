@@ -223,7 +223,9 @@ impl<E> FrontDoorEndpoint<E> {
                     (None, None) => None,
                 };
                 let Some(_route) = route else {
-                    // The router answers (404/405) without reading the body.
+                    // The router answers (404/405); the body is never read (dropped here,
+                    // so no layer inside reads it either).
+                    drop(req.take_body());
                     let ip = self.client_ip(req);
                     req.extensions_mut().insert(Who::Anonymous(ip));
                     return Ok(Admitted::Anonymous(decision));
