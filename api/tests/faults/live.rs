@@ -23,6 +23,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server running elsewhere (another process) at `base`, reached with `token`.
+    pub fn at(base: String, token: String) -> Self {
+        Self {
+            base,
+            token,
+            shutdown: None,
+            stopped: None,
+        }
+    }
+
     /// Stops the server and waits until it has (its pool closed with it).
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
