@@ -248,7 +248,9 @@ impl<E> FrontDoorEndpoint<E> {
         if let Some(meta) = req.extensions().get::<RequestMeta>() {
             meta.set_tenant(ctx.tenant());
         }
-        let who = Who::credential(ctx.tenant().as_uuid(), &principal.credential().id());
+        // The credential's id, built once: the admission share and the rate-limit key.
+        let keys = CredentialKeys::of(&principal);
+        let who = Who::credential(ctx.tenant().as_uuid(), keys.credential());
         let (operation, units, refused) = match route {
             Some(route) if !principal.has(route.operation.scope) => (
                 "",
@@ -274,7 +276,6 @@ impl<E> FrontDoorEndpoint<E> {
         }
         let charge = match limiter {
             Some(limiter) => {
-                let keys = CredentialKeys::of(&principal);
                 let decision = limiter.check(&keys.key(), units).await;
                 if !decision.allowed() {
                     return Err(self.refuse(&decision, req, self.authenticated_policy.as_ref()));

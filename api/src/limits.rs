@@ -192,6 +192,11 @@ impl CredentialKeys {
         }
     }
 
+    /// The credential's stable id.
+    pub(crate) fn credential(&self) -> &str {
+        &self.credential
+    }
+
     pub(crate) fn key(&self) -> Key<'_> {
         Key::Credential {
             // Always ASCII: `encode_lower` wrote it.
