@@ -1,19 +1,34 @@
 //! Faults under load: a PostgreSQL cluster of the test's own (never the shared one)
 //! stopped and restarted — the server answers 503 + `Retry-After` quickly while the
-//! database is gone, never a 500, and serves again without a restart; and the embedded
+//! database is gone, never a 500, and serves again without a restart; the embedded
 //! SQLite database on a small filesystem of the test's own filling up — writes are paused
 //! with 507 before the disk is full, `/readyz` says so, and writes resume once space is
-//! freed. In both, a client that retries with the same `Idempotency-Key` loses and
-//! duplicates nothing, checked after a restart.
+//! freed; the server process killed (SIGKILL) mid-write; the rate limiter's Redis killed
+//! and restarted ([`redis_outage`]); two instances stopped (SIGTERM) and restarted in turn
+//! behind a client that fails over ([`rolling`]); and 3× and 10× more concurrent clients
+//! than the server has slots ([`overload`]). In each, a client that retries with the same
+//! `Idempotency-Key` loses and duplicates nothing, and no answer is a 5xx other than 503
+//! with `Retry-After`.
 //!
-//! Its own test binary: it stops and starts a database server, and prints its figures
-//! (requests, failures by kind, how fast a 503 came, recovery time) for the CI log. The
-//! bounds it asserts are generous; the figures are the measurement.
+//! Its own test binary: it stops and starts database servers, Redis and server processes,
+//! and prints its figures (requests, failures by kind, how fast a 503 came, recovery time,
+//! latencies) for the CI log. The bounds it asserts are generous; the figures are the
+//! measurement. Tests named `serial_*` run one at a time in CI's serial stage.
 
 #[path = "faults/live.rs"]
 mod live;
+#[path = "faults/overload.rs"]
+mod overload;
 #[path = "faults/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "faults/process.rs"]
+mod process;
+#[path = "faults/redis.rs"]
+mod redis;
+#[path = "faults/redis_outage.rs"]
+mod redis_outage;
+#[path = "faults/rolling.rs"]
+mod rolling;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -25,13 +40,20 @@ use tokio::sync::watch;
 
 use live::Server;
 use pg_cluster::PgCluster;
+use process::Process;
 
-/// What the writers saw.
+/// What a group of clients saw.
 #[derive(Default)]
 struct Tally {
-    /// Statuses of every attempt.
+    /// Statuses of every attempt (0: the connection failed).
     statuses: BTreeMap<u16, usize>,
-    /// 503s without `Retry-After`.
+    /// Statuses of every attempt by target: the index of the instance in the clients'
+    /// list of bases.
+    by_target: BTreeMap<(usize, u16), usize>,
+    /// Failed connections (status 0) by kind: `connect` (refused), `timeout`, `other`
+    /// (closed or reset before the answer).
+    errors: BTreeMap<&'static str, usize>,
+    /// 429s, 503s and 507s without `Retry-After`.
     missing_retry_after: usize,
     /// Acknowledged writes: first name → id.
     acked: HashMap<String, String>,
@@ -39,7 +61,25 @@ struct Tally {
     replays: usize,
     /// Failed attempts since the last acknowledged write.
     failing: usize,
+    /// Writes given up after [`MAX_ATTEMPTS`] attempts.
+    abandoned: usize,
+    /// How long each admitted attempt took (answered with anything but a 503), its body
+    /// read.
+    latencies: Vec<Duration>,
 }
+
+impl Tally {
+    /// Attempts answered (or failed) on target `target` with `status`.
+    fn on(&self, target: usize, status: u16) -> usize {
+        self.by_target.get(&(target, status)).copied().unwrap_or(0)
+    }
+}
+
+/// Attempts at one write before a client gives up on it (and the test fails): with the
+/// pause between retries, a minute and more.
+const MAX_ATTEMPTS: usize = 600;
+/// Operations of one client at most, whatever happens: loops stay bounded.
+const MAX_OPERATIONS: usize = 100_000;
 
 /// What the writers create.
 #[derive(Clone, Copy)]
@@ -71,18 +111,43 @@ impl Load {
     }
 }
 
+/// What a client does.
+#[derive(Clone, Copy)]
+enum Op {
+    /// Creates `Load`s one after another, each retried with its own `Idempotency-Key`
+    /// until acknowledged.
+    Write(Load),
+    /// Lists a page of people (`limit=10`), again and again; a failed read is not retried
+    /// (the next read is as good).
+    Read,
+}
+
+impl Op {
+    /// The status of a success.
+    fn success(self) -> u16 {
+        match self {
+            Op::Write(_) => 201,
+            Op::Read => 200,
+        }
+    }
+}
+
 /// A server on `cluster`'s database `tenantry`.
 async fn server(cluster: &PgCluster) -> Server {
     cluster.create_database("tenantry");
     live::start(Settings::for_tests(&cluster.url("tenantry"))).await
 }
 
-/// One writer: creates people one after another, each retried with its own
-/// `Idempotency-Key` until acknowledged (or `stop`), recording everything in `tally`.
-async fn writer(
+/// One client, number `id`: does `op` against the instances at `bases` until `stop`,
+/// recording everything in `tally`. Its writes are named `w<id>-<n>`, and spread over the
+/// instances in turn; a write whose connection fails, or that is refused for now (429, 503,
+/// 507), is retried on the next instance with the same `Idempotency-Key`, after a pause
+/// once every instance was tried. After `stop`, a write under way is still retried until
+/// acknowledged.
+async fn client(
     id: usize,
-    load: Load,
-    base: String,
+    op: Op,
+    bases: Arc<[String]>,
     token: String,
     tally: Arc<Mutex<Tally>>,
     mut stop: watch::Receiver<bool>,
@@ -91,130 +156,204 @@ async fn writer(
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");
-    for n in 0.. {
+    for n in 0..MAX_OPERATIONS {
         if *stop.borrow() {
             return;
         }
         let name = format!("w{id}-{n}");
         let key = uuid::Uuid::now_v7().to_string();
-        let (path, body) = load.request(&name);
-        loop {
-            let resp = client
-                .post(format!("{base}{path}"))
-                .bearer_auth(&token)
-                .header("Idempotency-Key", &key)
-                .json(&body)
-                .send()
-                .await;
-            let retry = match resp {
+        let mut target = (id + n) % bases.len();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let base = &bases[target];
+            let request = match op {
+                Op::Write(load) => {
+                    let (path, body) = load.request(&name);
+                    client
+                        .post(format!("{base}{path}"))
+                        .header("Idempotency-Key", &key)
+                        .json(&body)
+                }
+                Op::Read => client.get(format!("{base}/v1/people?limit=10")),
+            };
+            let started = Instant::now();
+            let retry = match request.bearer_auth(&token).send().await {
                 // The connection failed (the server is gone, or restarting): retry the
-                // same key after the pause below. Counted as status 0.
-                Err(_) => {
-                    *tally.lock().expect("tally").statuses.entry(0).or_insert(0) += 1;
+                // same key. Counted as status 0.
+                Err(e) => {
+                    let kind = if e.is_connect() {
+                        "connect"
+                    } else if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "other"
+                    };
+                    let mut t = tally.lock().expect("tally");
+                    *t.statuses.entry(0).or_insert(0) += 1;
+                    *t.by_target.entry((target, 0)).or_insert(0) += 1;
+                    *t.errors.entry(kind).or_insert(0) += 1;
+                    t.failing += 1;
                     true
                 }
-                Ok(resp) => answered(resp, &name, &tally).await,
+                Ok(resp) => answered(resp, op, &name, target, started, &tally).await,
             };
             if !retry {
                 break;
             }
-            // A client backs off between retries (Retry-After says 1 s; a shorter pause
-            // keeps the test short). Not a synchronisation: the result does not depend on it.
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stop.changed() => {}
+            if attempt == MAX_ATTEMPTS {
+                tally.lock().expect("tally").abandoned += 1;
+                return;
+            }
+            let stopping = *stop.borrow();
+            if matches!(op, Op::Read) && stopping {
+                return;
+            }
+            target = (target + 1) % bases.len();
+            // Straight on to another instance; a pause once each was tried. A client backs
+            // off between retries (Retry-After says 1 s; a shorter pause keeps the test
+            // short). Not a synchronisation: the result does not depend on it.
+            if attempt % bases.len() == 0 {
+                if stopping {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                } else {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+            if matches!(op, Op::Read) {
+                break;
             }
         }
     }
 }
 
-/// Records the answer to one attempt of write `name`; whether to retry it.
-async fn answered(resp: reqwest::Response, name: &str, tally: &Mutex<Tally>) -> bool {
+/// Records the answer to one attempt of `op` (write `name`) on target `target`, sent at
+/// `started`; whether to retry it.
+async fn answered(
+    resp: reqwest::Response,
+    op: Op,
+    name: &str,
+    target: usize,
+    started: Instant,
+    tally: &Mutex<Tally>,
+) -> bool {
     let status = resp.status().as_u16();
     let retry_after = resp.headers().contains_key("retry-after");
     let replayed = resp.headers().contains_key("idempotent-replayed");
     let json: Value = resp.json().await.unwrap_or(Value::Null);
-    {
-        let mut t = tally.lock().expect("tally");
-        *t.statuses.entry(status).or_insert(0) += 1;
-        match status {
-            201 => {
-                t.failing = 0;
+    let took = started.elapsed();
+    let mut t = tally.lock().expect("tally");
+    *t.statuses.entry(status).or_insert(0) += 1;
+    *t.by_target.entry((target, status)).or_insert(0) += 1;
+    if status != 503 {
+        t.latencies.push(took);
+    }
+    match status {
+        _ if status == op.success() => {
+            t.failing = 0;
+            if let Op::Write(_) = op {
                 t.replays += usize::from(replayed);
                 let id = json["id"].as_str().unwrap_or_default().to_owned();
                 t.acked.insert(name.to_owned(), id);
-                false
             }
-            503 | 507 => {
-                t.failing += 1;
-                t.missing_retry_after += usize::from(!retry_after);
-                true
-            }
-            // Anything else is a failure the test reports; do not spin on it.
-            _ => false,
+            false
         }
+        429 | 503 | 507 => {
+            t.failing += 1;
+            t.missing_retry_after += usize::from(!retry_after);
+            true
+        }
+        // Anything else is a failure the test reports; do not spin on it.
+        _ => false,
     }
 }
 
-/// Retrying writers running against a server, and what they saw.
-struct Writers {
+/// Clients running against one or more servers, and what they saw.
+struct Clients {
+    op: Op,
     tally: Arc<Mutex<Tally>>,
     stop: watch::Sender<bool>,
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl Writers {
+impl Clients {
     /// Starts `count` writers of `load` against `server`.
-    fn start(count: usize, load: Load, server: &Server) -> Self {
+    fn writers(count: usize, load: Load, server: &Server) -> Self {
+        Self::start(
+            0,
+            count,
+            Op::Write(load),
+            std::slice::from_ref(&server.base),
+            &server.token,
+        )
+    }
+
+    /// Starts `count` clients doing `op`, numbered from `first_id`, against the instances
+    /// at `bases`, with `token`.
+    fn start(first_id: usize, count: usize, op: Op, bases: &[String], token: &str) -> Self {
         let tally = Arc::new(Mutex::new(Tally::default()));
         let (stop, stopped) = watch::channel(false);
-        let handles = (0..count)
+        let bases: Arc<[String]> = bases.into();
+        let handles = (first_id..first_id + count)
             .map(|id| {
-                tokio::spawn(writer(
+                tokio::spawn(client(
                     id,
-                    load,
-                    server.base.clone(),
-                    server.token.clone(),
+                    op,
+                    bases.clone(),
+                    token.to_owned(),
                     tally.clone(),
                     stopped.clone(),
                 ))
             })
             .collect();
         Self {
+            op,
             tally,
             stop,
             handles,
         }
     }
 
-    /// Stops the writers once their current write is answered; prints what they saw and
-    /// checks that every failure was one of `failures`, each with `Retry-After`.
+    /// Stops the clients (writers once their current write is acknowledged); prints what
+    /// they saw and checks that every failure was one of `failures`, each 429, 503 and 507
+    /// with `Retry-After`, and that no write was given up.
     async fn finish(self, failures: &[u16], context: &str) -> Tally {
         self.stop.send_replace(true);
         for handle in self.handles {
-            handle.await.expect("writer");
+            handle.await.expect("client");
         }
         let tally = Arc::try_unwrap(self.tally)
             .ok()
-            .expect("writers done")
+            .expect("clients done")
             .into_inner()
             .expect("tally");
-        println!(
-            "writes acknowledged {}, of them replays {}; attempts by status {:?}",
-            tally.acked.len(),
-            tally.replays,
-            tally.statuses
-        );
+        match self.op {
+            Op::Write(_) => println!(
+                "writes acknowledged {}, of them replays {}; attempts by status {:?}",
+                tally.acked.len(),
+                tally.replays,
+                tally.statuses
+            ),
+            Op::Read => println!("reads: attempts by status {:?}", tally.statuses),
+        }
+        if !tally.errors.is_empty() {
+            println!("failed connections by kind {:?}", tally.errors);
+        }
         let unexpected: Vec<_> = tally
             .statuses
             .iter()
-            .filter(|(status, _)| **status != 201 && !failures.contains(status))
+            .filter(|(status, _)| **status != self.op.success() && !failures.contains(status))
             .collect();
         assert!(
             unexpected.is_empty(),
             "unexpected statuses {unexpected:?}\n{context}"
         );
-        assert_eq!(tally.missing_retry_after, 0);
+        assert_eq!(tally.missing_retry_after, 0, "refusals without Retry-After");
+        assert_eq!(
+            tally.abandoned, 0,
+            "writes given up after {MAX_ATTEMPTS} attempts"
+        );
         tally
     }
 }
@@ -234,6 +373,49 @@ async fn acked_past(tally: &Mutex<Tally>, from: usize, n: usize) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Polls `check` every 20 ms until it holds; returns how long that took. Bounded: panics
+/// saying `what` did not happen after `limit`.
+async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what}: not after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// The `/metrics` text of the server at `base` (served on the API's listener: the
+/// servers here have no `TENANTRY_METRICS_BIND`).
+async fn scrape(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics body")
+}
+
+/// The value of the sample `name` (one without labels) in the metrics text `metrics`.
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The `q` quantile (0 to 1, nearest rank) of `samples`, which it sorts.
+fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    let rank = ((samples.len() as f64) * q).ceil() as usize;
+    samples
+        .get(rank.saturating_sub(1).min(samples.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// While the database is down: `/readyz` and an API read each answer 503 with
@@ -272,7 +454,7 @@ async fn serial_postgres_restarts_under_writes_are_short_503s_and_lose_nothing()
         return;
     };
     let server = server(&cluster).await;
-    let writers = Writers::start(4, Load::People, &server);
+    let writers = Clients::writers(4, Load::People, &server);
     let tally = writers.tally.clone();
     acked_past(&tally, 0, 20).await;
 
@@ -440,7 +622,7 @@ async fn serial_a_full_disk_pauses_writes_with_507_and_loses_nothing() {
     };
     let server = live::start(settings()).await;
 
-    let writers = Writers::start(3, Load::BigAccounts, &server);
+    let writers = Clients::writers(3, Load::BigAccounts, &server);
     let tally = writers.tally.clone();
 
     failing_for(&tally, 30).await;
@@ -479,69 +661,13 @@ async fn serial_a_full_disk_pauses_writes_with_507_and_loses_nothing() {
     drop(disk);
 }
 
-/// The `tenantry` binary that `cargo test` built, serving the embedded default on `dir`
-/// at `port`; killed when dropped.
-struct Process(std::process::Child);
-
-impl Process {
-    /// Starts `tenantry` as a fresh clone's first run would (development, demo tenant),
-    /// and returns it with the demo token its banner prints.
-    fn start(dir: &std::path::Path, port: u16) -> (Self, String) {
-        use std::io::BufRead as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TENANTRY_DATA_DIR", dir)
-            .env("TENANTRY_BIND", format!("127.0.0.1:{port}"))
-            .env("TENANTRY_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("tenantry starts");
-        // Its output is read to the end on a thread of its own: a closed pipe would make
-        // the server's next print fail.
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(token) = line.trim().strip_prefix("export TOKEN=") {
-                    let _ = tx.send(token.to_owned());
-                }
-            }
-        });
-        let token = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the banner prints a token");
-        (Self(child), token)
-    }
-
-    /// `kill -9`: no shutdown, no drain, no flush beyond what SQLite already synced.
-    fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_sigkill_mid_write_loses_no_acknowledged_write() {
     let dir = std::env::temp_dir().join(format!("tenantry-kill-{}", uuid::Uuid::now_v7().simple()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a spare port");
-    let (process, token) = Process::start(&dir, port);
+    let port = process::spare_port();
+    let (process, token) = Process::start(&dir, port, &[]);
     let server = Server::at(format!("http://127.0.0.1:{port}"), token);
-    let writers = Writers::start(3, Load::People, &server);
+    let writers = Clients::writers(3, Load::People, &server);
     let tally = writers.tally.clone();
 
     let mut kills = 0;
@@ -555,7 +681,7 @@ async fn serial_sigkill_mid_write_loses_no_acknowledged_write() {
         }
         kills += 1;
         let down = tally.lock().expect("tally").acked.len();
-        let (restarted, _) = Process::start(&dir, port);
+        let (restarted, _) = Process::start(&dir, port, &[]);
         process = Some(restarted);
         let back = acked_past(&tally, down, 1).await;
         println!(

@@ -1,6 +1,7 @@
 //! A server of the test's own, started in-process exactly as `tenantry serve` starts one
 //! (`bootstrap::open`: the production pool, migrations), with one tenant and a token of
-//! it. Stopped when dropped.
+//! it. Stopped when dropped. [`prepare`] alone readies a database (and a token) for
+//! servers run as processes of their own.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use api::auth::jwt::{JwtIssuer, TokenType};
 use api::{AppState, Settings};
 use chrono::TimeDelta;
 use domain::identity::{self, TenantCreate};
-use tenancy::TenantId;
+use tenancy::{Connected, TenantId};
 use tokio::sync::oneshot;
 
 /// A running server.
@@ -52,9 +53,11 @@ impl Drop for Server {
     }
 }
 
-/// Starts a server with `settings`; creates the tenant `faults` unless it exists.
-pub async fn start(settings: Settings) -> Server {
-    let connected = api::bootstrap::open(&settings).await.expect("migrated");
+/// Migrates the database of `settings` and creates the tenant `faults` unless it exists;
+/// returns the open database and a token of the tenant (signed with the settings' JWT
+/// secret, so any server configured with that secret accepts it).
+pub async fn prepare(settings: &Settings) -> (Connected, String) {
+    let connected = api::bootstrap::open(settings).await.expect("migrated");
     let known = api::bootstrap::find_tenant(&connected, "faults")
         .await
         .expect("tenant lookup");
@@ -91,6 +94,12 @@ pub async fn start(settings: Settings) -> Server {
             TimeDelta::hours(1),
         )
         .expect("token");
+    (connected, token)
+}
+
+/// Starts a server with `settings`; creates the tenant `faults` unless it exists.
+pub async fn start(settings: Settings) -> Server {
+    let (connected, token) = prepare(&settings).await;
     let state = Arc::new(
         AppState::new(
             connected.db,
