@@ -332,6 +332,17 @@ impl<'a, E: TenantScoped> UpdateMany<'a, E> {
         self
     }
 
+    /// `SET column = column + $by`: a counter (a row version) moved forward in the same
+    /// statement, whatever each row holds; the tenant column is refused.
+    pub fn increment(mut self, column: E::Column, by: i64) -> Self {
+        if column.as_str() == "tenant_id" {
+            self.refuse_tenant_column();
+        } else {
+            self.update = self.update.col_expr(column, Expr::col(column).add(by));
+        }
+        self
+    }
+
     /// `SET` every `Set` column of `model`; a model that sets the tenant column is refused.
     pub fn set_model<A>(mut self, model: A) -> Self
     where

@@ -316,6 +316,14 @@ async fn updates_and_deletes_never_touch_another_tenants_rows() {
             1
         );
         assert_eq!(
+            b.update_many::<person::Entity>()
+                .increment(person::Column::Score, 3)
+                .exec()
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
             b.delete_many::<person::Entity>()
                 .filter(person::Column::Id.eq(ann.id))
                 .exec()
@@ -330,7 +338,7 @@ async fn updates_and_deletes_never_touch_another_tenants_rows() {
         );
         assert_eq!(
             people.iter().find(|p| p.id == bob.id).map(|p| p.score),
-            Some(7)
+            Some(10)
         );
 
         // A updates its own row with a version-like guard.
@@ -389,6 +397,15 @@ async fn the_tenant_column_can_never_be_changed() {
         assert!(
             matches!(many, Err(Error::TenantColumnImmutable { .. })),
             "{many:?}"
+        );
+        let incremented = a
+            .update_many::<person::Entity>()
+            .increment(person::Column::TenantId, 1)
+            .exec()
+            .await;
+        assert!(
+            matches!(incremented, Err(Error::TenantColumnImmutable { .. })),
+            "{incremented:?}"
         );
         let set = a
             .update_many::<person::Entity>()

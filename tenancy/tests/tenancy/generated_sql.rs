@@ -134,6 +134,15 @@ async fn every_builder_puts_the_tenant_predicate_where_it_belongs() {
             &[r#"UPDATE "people" SET "score" = 2 WHERE "people"."tenant_id" = $T AND "people"."name" = 'n'"#],
         );
         check(
+            "update many with an increment",
+            db.update_many::<person::Entity>()
+                .increment(person::Column::Score, 1)
+                .filter(person::Column::Name.eq("n"))
+                .to_sql()
+                .expect("update is accepted"),
+            &[r#"UPDATE "people" SET "score" = "score" + 1 WHERE "people"."tenant_id" = $T AND "people"."name" = 'n'"#],
+        );
+        check(
             "delete many",
             db.delete_many::<person::Entity>().filter(person::Column::Score.lt(0)).to_sql(),
             &[r#"DELETE FROM "people" WHERE "people"."tenant_id" = $T AND "people"."score" < 0"#],
