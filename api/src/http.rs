@@ -293,8 +293,14 @@ pub fn etag(version: i64) -> String {
 
 /// Whether `If-None-Match` matches `version` (weak comparison, lists and `*` allowed).
 pub fn none_match(header: Option<&str>, version: i64) -> bool {
+    none_match_tag(header, &etag(version))
+}
+
+/// Whether `If-None-Match` matches the ETag `ours`, strong or weak (weak comparison: the
+/// opaque tags are compared without their `W/`; lists and `*` allowed).
+pub fn none_match_tag(header: Option<&str>, ours: &str) -> bool {
     let Some(header) = header else { return false };
-    let ours = etag(version);
+    let ours = ours.trim_start_matches("W/");
     header
         .split(',')
         .map(str::trim)
@@ -598,6 +604,10 @@ mod tests {
         assert!(none_match(Some("*"), 3));
         assert!(!none_match(Some("\"2\""), 3));
         assert!(!none_match(None, 3));
+        assert!(none_match_tag(Some("W/\"3-1f-0\""), "W/\"3-1f-0\""));
+        assert!(none_match_tag(Some("\"2\", \"3-1f-0\""), "W/\"3-1f-0\""));
+        assert!(!none_match_tag(Some("\"3\""), "W/\"3-1f-0\""));
+        assert!(!none_match(Some("W/\"3-1f-0\""), 3));
         assert_eq!(if_match_version(Some("\"4\"")).ok(), Some(Some(4)));
         assert_eq!(if_match_version(Some("*")).ok(), Some(None));
         assert_eq!(if_match_version(None).ok(), Some(None));

@@ -35,7 +35,9 @@
 //! 3. Every error response is `application/problem+json`, including poem-openapi's own
 //!    parse and auth errors, unknown routes, 405, 413 and timeouts.
 //! 4. DTOs (`Object`) are separate from domain types; optional response fields are
-//!    always present and `nullable` (one convention, checked by a test).
+//!    always present and `nullable` (one convention, checked by a test) — but in the
+//!    partial representations `fields` and `expand` shape ([`v1::shape`]), served under a
+//!    media type of their own whose schemas say so.
 //! 5. Each operation declares its scope in the spec and checks the same scope.
 //! 6. Each operation declares its cost next to its handler; the front door charges it
 //!    before the body is read, and the handler takes the charge over after its scope check.

@@ -780,7 +780,8 @@ pub fn spec_text() -> String {
 }
 
 /// The docs page: Scalar, pointed at `/openapi.json` (so it shows the served,
-/// post-processed spec rather than a copy embedded at build time).
+/// post-processed spec rather than a copy embedded at build time), with the bearer scheme
+/// (`token`) preselected, so Try-it opens on the field a pasted JWT or API key goes in.
 pub fn docs_html(service: &OpenApiService<v1::Api, ()>) -> String {
     let html = service.scalar_html();
     // poem-openapi's page embeds the spec in `<script id="api-reference" type=
@@ -792,7 +793,9 @@ pub fn docs_html(service: &OpenApiService<v1::Api, ()>) -> String {
         let tag_start = html[..=start].rfind("<script").unwrap_or(start);
         let end = html[tag_start..].find("</script>")? + tag_start + "</script>".len();
         Some(format!(
-            "{}<script id=\"api-reference\" data-url=\"/openapi.json\"></script>{}",
+            "{}<script id=\"api-reference\" data-url=\"/openapi.json\" \
+             data-configuration='{{\"authentication\":{{\"preferredSecurityScheme\":\"token\"}}}}'>\
+             </script>{}",
             &html[..tag_start],
             &html[end..]
         ))

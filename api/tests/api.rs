@@ -29,6 +29,8 @@ mod people;
 mod problems;
 #[path = "api/rate_limits.rs"]
 mod rate_limits;
+#[path = "api/shapes.rs"]
+mod shapes;
 #[path = "api/snapshots.rs"]
 mod snapshots;
 #[path = "api/spec.rs"]

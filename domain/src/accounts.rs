@@ -1,4 +1,7 @@
 //! Accounts: the companies a tenant sells to.
+//!
+//! People work at accounts (`people.account_id`); deleting an account unlinks them in the
+//! same transaction ([`delete`]), so a live person never names a deleted account.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -7,7 +10,7 @@ use tenancy::{ColumnExt, NotSet, Set};
 use uuid::Uuid;
 
 use crate::Writer;
-use crate::entity::{account, user};
+use crate::entity::{account, person, user};
 use crate::error::{Error, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest};
 use crate::types::{Check, CustomFields, DomainName, Name, filter_text};
@@ -223,16 +226,30 @@ pub async fn update(
 }
 
 /// Soft-deletes the live account `id` (at `expected_version`, when given) and returns
-/// the tombstone. People keep their `account_id`; the account disappears from every
-/// read except sync lists.
+/// the tombstone; the account disappears from every read except sync lists.
+///
+/// **Its people are unlinked in the same transaction**: every live person at the account
+/// gets `account_id = null` as a change of its own — `version` + 1 and `updated_at`
+/// moved to the tombstone's `deleted_at` (or, for a person changed at that very instant
+/// or later, just past its own `updated_at`) — so a sync walk from before the deletion
+/// returns the account's tombstone and each unlinked person, and their old ETags no
+/// longer match. Either all of it commits or none. People already deleted keep their
+/// `account_id` (a tombstone is the row as it was deleted). Activities hang off people,
+/// not accounts, and are not touched. Another tenant's rows are never read or written:
+/// every statement is scoped to the caller's tenant.
+///
+/// Cost: two scoped statements per distinct `version` among the account's people (see
+/// `store::unlink`), however many people there are.
 ///
 /// # Errors
-/// `NotFound` (also when already deleted); `VersionMismatch`.
+/// `NotFound` (also when already deleted); `VersionMismatch` (nothing changed);
+/// `Contention` when concurrent changes to the account's people keep winning.
 pub async fn delete(db: &impl Writer, id: Uuid, expected_version: Option<i64>) -> Result<Account> {
     db.write(async |db| {
-        store::soft_delete::<account::Entity>(db, id, expected_version)
-            .await
-            .map(Account::from_model)
+        let tombstone = store::soft_delete::<account::Entity>(db, id, expected_version).await?;
+        let at = tombstone.updated_at;
+        store::unlink::<person::Entity>(db, person::Column::AccountId, id, at).await?;
+        Ok(Account::from_model(tombstone))
     })
     .await
 }

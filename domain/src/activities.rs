@@ -80,6 +80,29 @@ pub struct FeedItem {
     pub person: Person,
 }
 
+/// An activity with its person, read in one query through the tenancy crate's scoped
+/// `LEFT JOIN` (the person side carries its own tenant predicate):
+/// [`get_with_person`], [`list_with_person`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityWithPerson {
+    /// The activity.
+    pub activity: Activity,
+    /// Its person; `None` when the person is deleted (the activity stays).
+    pub person: Option<Person>,
+}
+
+impl ActivityWithPerson {
+    fn from_row((activity, person): (activity::Model, Option<person::Model>)) -> Result<Self> {
+        Ok(Self {
+            activity: Activity::from_model(activity)?,
+            person: person
+                .filter(|p| p.deleted_at.is_none())
+                .map(Person::from_model)
+                .transpose()?,
+        })
+    }
+}
+
 /// The input of [`create`]; validated by it, every failing field reported at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityCreate {
@@ -341,6 +364,73 @@ pub async fn list_offset(
         .collect::<Result<_>>()?;
     Ok(OffsetPage {
         items,
+        page: page.page,
+        per_page: page.per_page,
+        has_more: page.has_more,
+    })
+}
+
+/// The live activity `id` with its person, in one joined query.
+///
+/// # Errors
+/// `NotFound` when the activity does not exist in this tenant or is deleted.
+pub async fn get_with_person(db: &impl TenantHandle, id: Uuid) -> Result<ActivityWithPerson> {
+    let row = db
+        .find::<activity::Entity>()
+        .filter(activity::Column::Id.eq(id))
+        .filter(activity::Column::DeletedAt.is_null())
+        .also::<person::Entity>()
+        .one()
+        .await?
+        .ok_or(Error::not_found(Resource::Activity))?;
+    ActivityWithPerson::from_row(row)
+}
+
+/// Like [`list`], each activity with its person, read in one joined query.
+///
+/// # Errors
+/// As [`list`].
+pub async fn list_with_person(
+    db: &impl TenantHandle,
+    filter: &ActivityFilter,
+    page: &PageRequest,
+) -> Result<Page<ActivityWithPerson>> {
+    let rows = store::for_keyset(filtered(db, filter)?, page)?
+        .also::<person::Entity>()
+        .page(store::keyset::<activity::Entity>(page))
+        .await?;
+    let page = store::keyset_page::<activity::Entity, _>(page, rows, |(a, _)| a);
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(ActivityWithPerson::from_row)
+            .collect::<Result<_>>()?,
+        next: page.next,
+        has_more: page.has_more,
+    })
+}
+
+/// Like [`list_offset`], each activity with its person, read in one joined query.
+///
+/// # Errors
+/// As [`list_offset`].
+pub async fn list_offset_with_person(
+    db: &impl TenantHandle,
+    filter: &ActivityFilter,
+    page: &OffsetRequest,
+) -> Result<OffsetPage<ActivityWithPerson>> {
+    let rows = store::for_offset(filtered(db, filter)?, page)?
+        .also::<person::Entity>()
+        .all()
+        .await?;
+    let page = store::offset_page(page, rows);
+    Ok(OffsetPage {
+        items: page
+            .items
+            .into_iter()
+            .map(ActivityWithPerson::from_row)
+            .collect::<Result<_>>()?,
         page: page.page,
         per_page: page.per_page,
         has_more: page.has_more,

@@ -77,13 +77,44 @@ impl Person {
     }
 }
 
-/// A person with the name of their account (see [`list_with_account_name`]).
+/// The account a person works at, as a read of the person embeds it
+/// ([`get_with_account`], [`list_with_account`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    /// The account's id.
+    pub id: Uuid,
+    /// Its display name.
+    pub name: String,
+    /// Its normalized domain, if known.
+    pub domain: Option<String>,
+    /// Its version: a representation that embeds the account changes when the account does.
+    pub version: i64,
+}
+
+/// A person with their account, read in one query through the tenancy crate's scoped
+/// `LEFT JOIN` (the account side carries its own tenant predicate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonWithAccount {
     /// The person.
     pub person: Person,
-    /// The account's name; `None` without an account or when the account is deleted.
-    pub account_name: Option<String>,
+    /// Their account; `None` without one or when it is deleted.
+    pub account: Option<AccountSummary>,
+}
+
+impl PersonWithAccount {
+    fn from_row((person, account): (person::Model, Option<account::Model>)) -> Result<Self> {
+        Ok(Self {
+            person: Person::from_model(person)?,
+            account: account
+                .filter(|a| a.deleted_at.is_none())
+                .map(|a| AccountSummary {
+                    id: a.id,
+                    name: a.name,
+                    domain: a.domain,
+                    version: a.version,
+                }),
+        })
+    }
 }
 
 /// The input of [`create`]; validated by it, every failing field reported at once.
@@ -353,8 +384,57 @@ pub async fn list_offset(
     })
 }
 
-/// Like [`list`], each person with their account's name, read in one query through the
-/// tenancy crate's scoped `LEFT JOIN` (the account side carries its own tenant predicate).
+/// The live person `id` with their account, in one joined query.
+///
+/// # Errors
+/// `NotFound` when the person does not exist in this tenant or is deleted.
+pub async fn get_with_account(db: &impl TenantHandle, id: Uuid) -> Result<PersonWithAccount> {
+    let row = db
+        .find::<person::Entity>()
+        .filter(person::Column::Id.eq(id))
+        .filter(person::Column::DeletedAt.is_null())
+        .also::<account::Entity>()
+        .one()
+        .await?
+        .ok_or(Error::not_found(Resource::Person))?;
+    PersonWithAccount::from_row(row)
+}
+
+/// Like [`list`], each person with their account, read in one joined query.
+///
+/// # Errors
+/// As [`list`].
+pub async fn list_with_account(
+    db: &impl TenantHandle,
+    filter: &PersonFilter,
+    page: &PageRequest,
+) -> Result<Page<PersonWithAccount>> {
+    let rows = store::for_keyset(filtered(db, filter)?, page)?
+        .also::<account::Entity>()
+        .page(store::keyset::<person::Entity>(page))
+        .await?;
+    let page = store::keyset_page::<person::Entity, _>(page, rows, |(p, _)| p);
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(PersonWithAccount::from_row)
+            .collect::<Result<_>>()?,
+        next: page.next,
+        has_more: page.has_more,
+    })
+}
+
+/// A person with only the name of their account (see [`list_with_account_name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonWithAccountName {
+    /// The person.
+    pub person: Person,
+    /// The account's name; `None` without an account or when the account is deleted.
+    pub account_name: Option<String>,
+}
+
+/// [`list_with_account`] with only each account's name.
 ///
 /// # Errors
 /// As [`list`].
@@ -362,36 +442,38 @@ pub async fn list_with_account_name(
     db: &impl TenantHandle,
     filter: &PersonFilter,
     page: &PageRequest,
-) -> Result<Page<PersonWithAccount>> {
-    page.check()?;
-    let mut scoped = filtered(db, filter)?;
-    if !page.include_deleted {
-        scoped = scoped.filter(person::Column::DeletedAt.is_null());
-    }
-    let rows = scoped
+) -> Result<Page<PersonWithAccountName>> {
+    Ok(list_with_account(db, filter, page)
+        .await?
+        .map(|row| PersonWithAccountName {
+            person: row.person,
+            account_name: row.account.map(|a| a.name),
+        }))
+}
+
+/// Like [`list_offset`], each person with their account, read in one joined query.
+///
+/// # Errors
+/// As [`list_offset`].
+pub async fn list_offset_with_account(
+    db: &impl TenantHandle,
+    filter: &PersonFilter,
+    page: &OffsetRequest,
+) -> Result<OffsetPage<PersonWithAccount>> {
+    let rows = store::for_offset(filtered(db, filter)?, page)?
         .also::<account::Entity>()
-        .page(store::keyset::<person::Entity>(page))
+        .all()
         .await?;
-    let has_more = rows.has_more;
-    let rows = rows.rows;
-    let next = rows
-        .last()
-        .map(|(p, _)| store::position::<person::Entity>(page.sort, p))
-        .or(page.after);
-    let items = rows
-        .into_iter()
-        .map(|(person, account)| {
-            let account_name = account.filter(|a| a.deleted_at.is_none()).map(|a| a.name);
-            Ok(PersonWithAccount {
-                person: Person::from_model(person)?,
-                account_name,
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok(Page {
-        items,
-        next,
-        has_more,
+    let page = store::offset_page(page, rows);
+    Ok(OffsetPage {
+        items: page
+            .items
+            .into_iter()
+            .map(PersonWithAccount::from_row)
+            .collect::<Result<_>>()?,
+        page: page.page,
+        per_page: page.per_page,
+        has_more: page.has_more,
     })
 }
 

@@ -170,28 +170,83 @@ pub(crate) fn keyset<E: Tracked>(request: &PageRequest) -> Keyset<E> {
     Keyset::asc(columns).after(after).limit(request.limit)
 }
 
+/// `scoped` without tombstones, unless `include_deleted` (sync reads).
+pub(crate) fn live<E: Tracked>(scoped: Scoped<'_, E>, include_deleted: bool) -> Scoped<'_, E> {
+    if include_deleted {
+        scoped
+    } else {
+        scoped.filter(E::DELETED_AT.is_null())
+    }
+}
+
+/// `scoped` (already filtered) ready for a keyset page of `request`: the request checked,
+/// tombstones dropped unless it asks for them. Run it with `page(keyset(request))`, alone
+/// or joined (`also`), and finish with [`keyset_page`].
+pub(crate) fn for_keyset<'a, E: Tracked>(
+    scoped: Scoped<'a, E>,
+    request: &PageRequest,
+) -> Result<Scoped<'a, E>> {
+    request.check()?;
+    Ok(live(scoped, request.include_deleted))
+}
+
+/// The page of `rows` read by a keyset walk of `request`: `row` picks each item's `E`
+/// row, whose position continues the walk (on an empty page, where it started).
+pub(crate) fn keyset_page<E: Tracked, T>(
+    request: &PageRequest,
+    rows: tenancy::Page<T>,
+    row: impl Fn(&T) -> &E::Model,
+) -> Page<T> {
+    let next = rows
+        .rows
+        .last()
+        .map(|item| position::<E>(request.sort, row(item)))
+        .or(request.after);
+    Page {
+        items: rows.rows,
+        next,
+        has_more: rows.has_more,
+    }
+}
+
 /// A keyset page of `scoped` (already filtered) in `request` order.
 pub(crate) async fn list<E>(scoped: Scoped<'_, E>, request: &PageRequest) -> Result<Page<E::Model>>
 where
     E: Tracked,
 {
-    request.check()?;
-    let scoped = if request.include_deleted {
-        scoped
-    } else {
-        scoped.filter(E::DELETED_AT.is_null())
-    };
-    let page = scoped.page(keyset::<E>(request)).await?;
-    let next = page
-        .rows
-        .last()
-        .map(|row| position::<E>(request.sort, row))
-        .or(request.after);
-    Ok(Page {
-        items: page.rows,
-        next,
-        has_more: page.has_more,
-    })
+    let rows = for_keyset(scoped, request)?
+        .page(keyset::<E>(request))
+        .await?;
+    Ok(keyset_page::<E, _>(request, rows, |row| row))
+}
+
+/// `scoped` (already filtered) narrowed to the offset page `request` asks for, by id, with
+/// one row more (to learn whether another page follows). Run it with `all`, alone or
+/// joined (`also`), and finish with [`offset_page`].
+///
+/// # Errors
+/// `Validation` for a page 0, a bad page size or a page past the deepest offset.
+pub(crate) fn for_offset<'a, E: Tracked>(
+    scoped: Scoped<'a, E>,
+    request: &OffsetRequest,
+) -> Result<Scoped<'a, E>> {
+    let offset = request.offset()?;
+    Ok(live(scoped, request.include_deleted)
+        .order_by_asc(E::ID)
+        .offset(offset)
+        .limit(request.per_page + 1))
+}
+
+/// The offset page of `rows`, read by [`for_offset`].
+pub(crate) fn offset_page<T>(request: &OffsetRequest, mut rows: Vec<T>) -> OffsetPage<T> {
+    let has_more = rows.len() as u64 > request.per_page;
+    rows.truncate(usize::try_from(request.per_page).unwrap_or(usize::MAX));
+    OffsetPage {
+        items: rows,
+        page: request.page,
+        per_page: request.per_page,
+        has_more,
+    }
 }
 
 /// An offset page of `scoped` (already filtered), by id.
@@ -199,26 +254,8 @@ pub(crate) async fn list_offset<E: Tracked>(
     scoped: Scoped<'_, E>,
     request: &OffsetRequest,
 ) -> Result<OffsetPage<E::Model>> {
-    let offset = request.offset()?;
-    let scoped = if request.include_deleted {
-        scoped
-    } else {
-        scoped.filter(E::DELETED_AT.is_null())
-    };
-    let mut rows = scoped
-        .order_by_asc(E::ID)
-        .offset(offset)
-        .limit(request.per_page + 1)
-        .all()
-        .await?;
-    let has_more = rows.len() as u64 > request.per_page;
-    rows.truncate(usize::try_from(request.per_page).unwrap_or(usize::MAX));
-    Ok(OffsetPage {
-        items: rows,
-        page: request.page,
-        per_page: request.per_page,
-        has_more,
-    })
+    let rows = for_offset(scoped, request)?.all().await?;
+    Ok(offset_page(request, rows))
 }
 
 /// Changes the live row `id`: `change` turns the current row and the new `updated_at`
@@ -285,6 +322,17 @@ where
 
 /// Soft-deletes the live row `id`: sets `deleted_at` (to the new `updated_at`) and bumps
 /// the version, leaving a tombstone that sync lists return and every other read skips.
+///
+/// Rows that reference it are not touched here; each delete decides (the contract, one
+/// line per reference of the schema):
+/// - `people.account_id` → an account: cleared by [`unlink`] in the deleting transaction
+///   (`accounts::delete`), so no live person names a deleted account.
+/// - `activities.person_id` → a person: kept (`NOT NULL`: an activity is always with
+///   someone). The activity stays readable and listed with that `person_id`, whose `GET`
+///   is a 404 and whose tombstone sync lists return; the feed, which joins live people,
+///   leaves it out.
+/// - `accounts.owner_id`, `activities.user_id` → a user: no operation deletes a user yet;
+///   one that does must decide these two.
 pub(crate) async fn soft_delete<E>(
     db: &impl TenantHandle,
     id: Uuid,
@@ -300,6 +348,84 @@ where
         ))
     })
     .await
+}
+
+/// Clears the reference `column = target` on every live row of `E` that holds it (when
+/// `target`, the row it names, is deleted), each cleared row changing like any other
+/// change: `version` + 1 and `updated_at` moved strictly forwards, to `at` (the
+/// tombstone's time, so a sync walk sees the unlink no earlier than the deletion) or, for
+/// a row already at or past `at`, to its own next instant. Tombstones keep their
+/// reference: they are the row as it was deleted. Returns how many rows were unlinked.
+///
+/// Scoped UPDATEs only, so the cost does not grow with a round trip per row: tenancy's
+/// typed updates set columns to values (there is no `version = version + 1`), so the rows
+/// are unlinked one *version* at a time — read one linked row, then `UPDATE … SET column =
+/// NULL, version = v + 1, updated_at = at WHERE column = target AND version = v AND
+/// updated_at < at AND deleted_at IS NULL` — two statements per distinct version among
+/// the linked rows (a handful in practice: versions count a row's edits), plus one guarded
+/// single-row update per row whose `updated_at` is not before `at` (a change in the same
+/// microsecond, or a server whose clock ran ahead). The version filter is what keeps each
+/// row's version exact; a row changed concurrently simply misses its group and is read
+/// again in its new version. Run it in the deleting write's transaction.
+pub(crate) async fn unlink<E>(
+    db: &impl TenantHandle,
+    column: E::Column,
+    target: Uuid,
+    at: DateTime<Utc>,
+) -> Result<u64>
+where
+    E: Tracked,
+{
+    let linked = || {
+        db.find::<E>()
+            .filter(column.eq(target))
+            .filter(E::DELETED_AT.is_null())
+    };
+    let mut unlinked = 0;
+    let mut misses = 0;
+    while let Some(row) = linked().one().await? {
+        let meta = E::meta(&row);
+        let changed = if meta.updated_at < at {
+            db.update_many::<E>()
+                .set(column, None::<Uuid>)
+                .set(E::VERSION, meta.version + 1)
+                .set(E::UPDATED_AT, at)
+                .filter(column.eq(target))
+                .filter(E::DELETED_AT.is_null())
+                .filter(E::VERSION.eq(meta.version))
+                .filter(E::UPDATED_AT.lt(at))
+                .exec()
+                .await?
+        } else {
+            // Guarded by the version read, so it clears this very link or nothing (never
+            // a link the row was given since).
+            let cleared = update::<E>(db, meta.id, Some(meta.version), |_, _| {
+                Ok((
+                    E::ActiveModel::default(),
+                    vec![(column, None::<Uuid>.into())],
+                ))
+            })
+            .await;
+            match cleared {
+                Ok(_) => 1,
+                Err(Error::VersionMismatch { .. } | Error::NotFound { .. }) => 0,
+                Err(other) => return Err(other),
+            }
+        };
+        if changed == 0 {
+            // Only a concurrent change of the row read can make its own group miss.
+            misses += 1;
+            if misses == RETRIES {
+                return Err(Error::Contention {
+                    resource: E::RESOURCE,
+                });
+            }
+        } else {
+            misses = 0;
+            unlinked += changed;
+        }
+    }
+    Ok(unlinked)
 }
 
 pub(crate) use tenancy::set_if as patched;

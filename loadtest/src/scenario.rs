@@ -412,7 +412,8 @@ async fn probe(shared: &Shared, out: &mut Outcome, rng: &mut Rng, who: Who) {
 }
 
 /// The first page of the people list; `joined`: with `include_account_name=true` (one
-/// joined query: each person's account name, checked with the person).
+/// joined query: each person's account name, checked with the person; every person with
+/// an `account_id` must come with its name, whatever accounts were deleted).
 async fn first_page(shared: &Shared, out: &mut Outcome, who: Who, joined: bool) {
     if !shared.budget.take() {
         return;
@@ -436,7 +437,9 @@ async fn first_page(shared: &Shared, out: &mut Outcome, who: Who, joined: bool) 
                 .iter()
                 .any(|p| p.account_id.is_some() && p.account_name.is_none())
         {
-            // Every seeded and created account is live: a missing name is a broken join.
+            // A live person names a live account or none: deleting an account unlinks its
+            // people in the same transaction (`delete_account`'s contract), so a person
+            // with an `account_id` and no `account_name` is a broken join or a broken delete.
             out.rec.error("joined_account_name_missing");
         }
         shared.check_all(&mut out.leaks, who.t, &page.data, op, &request);

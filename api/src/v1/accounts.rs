@@ -396,6 +396,14 @@ impl AccountsApi {
     ///
     /// A soft delete: the account disappears from reads, and sync lists return it once
     /// more as a tombstone. `If-Match` makes it conditional.
+    ///
+    /// Its people are unlinked in the same transaction: each live person at the account
+    /// gets `account_id: null` as a change of its own — a new `version` (so its ETag
+    /// changes) and an `updated_at` no earlier than the account's `deleted_at` — so a sync
+    /// walk (`sort=updated_at`) returns the account's tombstone and every unlinked person.
+    /// All of it happens or none of it (a stale `If-Match` changes nothing). Deleted
+    /// people keep their `account_id`; activities belong to people and are not touched.
+    /// The price is one write, however many people the account has.
     #[oai(
         path = "/accounts/:id",
         method = "delete",

@@ -11,14 +11,18 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::people::Person;
+use super::shape::{
+    Expand, FetchedShaped, Fields, ListedShaped, Representation, Shape, Vocabulary, bit,
+    kept_nullable,
+};
 use super::{
-    Created, Deleted, Fetched, ListParams, Listed, Plan, Sort, Tag, Updated, list_envelope,
+    Created, Deleted, ListParams, Listed, Listing, Plan, Sort, Tag, Updated, list_envelope,
     not_null,
 };
 use crate::auth::{BearerAuth, Scope};
 use crate::context::{Call, Operation};
 use crate::cursor::Binding;
-use crate::http::{JsonBody, idempotent, if_match_version, link_next};
+use crate::http::{JsonBody, JsonOut, idempotent, if_match_version, link_next};
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
@@ -143,6 +147,180 @@ impl From<activities::Activity> for Activity {
     }
 }
 
+/// A person as an activity embeds them (`expand=person`).
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
+pub struct PersonSummary {
+    /// The person's id.
+    pub id: Uuid,
+    /// The account they work at.
+    #[oai(nullable)]
+    pub account_id: Option<Uuid>,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Email address.
+    #[oai(nullable)]
+    pub email: Option<String>,
+    /// Job title.
+    #[oai(nullable)]
+    pub title: Option<String>,
+}
+
+impl From<domain::people::Person> for PersonSummary {
+    fn from(p: domain::people::Person) -> Self {
+        Self {
+            id: p.id,
+            account_id: p.account_id,
+            first_name: p.first_name,
+            last_name: p.last_name,
+            email: p.email,
+            title: p.title,
+        }
+    }
+}
+
+/// An activity as `fields` and `expand` shape it (served as
+/// `application/vnd.tenantry.partial+json`): `id` and `version` always; any other property
+/// of `Activity` only when `fields` names it (every one of them without `fields`; in sync
+/// mode `updated_at` and `deleted_at` always); `person` only with `expand=person`.
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
+#[oai(example)]
+pub struct ActivityPartial {
+    /// UUIDv7, assigned by the server.
+    pub id: Uuid,
+    /// The person it was with.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<Uuid>,
+    /// The user who performed it.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub user_id: MaybeUndefined<Uuid>,
+    /// Call, email, note or meeting.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ActivityKind>,
+    /// Subject line.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Free text, at most 64 KiB.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub body: MaybeUndefined<String>,
+    /// When it happened.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::http::rfc3339_opt"
+    )]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// When it was logged.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::http::rfc3339_opt"
+    )]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed (strictly increases on every change).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::http::rfc3339_opt"
+    )]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Version, +1 on every change: `If-Match: "<version>"` makes a later change
+    /// conditional.
+    pub version: i64,
+    /// When it was deleted: set only on tombstones in sync lists.
+    #[oai(nullable)]
+    #[serde(
+        skip_serializing_if = "MaybeUndefined::is_undefined",
+        serialize_with = "super::shape::rfc3339_kept_nullable"
+    )]
+    pub deleted_at: MaybeUndefined<DateTime<Utc>>,
+    /// The person it was with, with `expand=person`: `null` when the person was deleted.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub person: MaybeUndefined<PersonSummary>,
+}
+
+/// What `fields` and `expand` may name on an activity.
+#[derive(Debug)]
+pub struct ActivityVocabulary;
+
+impl Vocabulary for ActivityVocabulary {
+    const NOUN: &'static str = "activity";
+    const FIELDS: &'static [&'static str] = &[
+        "id",
+        "person_id",
+        "user_id",
+        "kind",
+        "subject",
+        "body",
+        "occurred_at",
+        "created_at",
+        "updated_at",
+        "version",
+        "deleted_at",
+    ];
+    const EXPAND: &'static [(&'static str, Scope)] = &[("person", Scope::PeopleRead)];
+}
+
+/// The bit of an activity's property or expansion.
+mod field {
+    use super::{ActivityVocabulary as V, Vocabulary as _, bit};
+    pub(super) const PERSON_ID: u64 = bit(V::FIELDS, "person_id");
+    pub(super) const USER_ID: u64 = bit(V::FIELDS, "user_id");
+    pub(super) const KIND: u64 = bit(V::FIELDS, "kind");
+    pub(super) const SUBJECT: u64 = bit(V::FIELDS, "subject");
+    pub(super) const BODY: u64 = bit(V::FIELDS, "body");
+    pub(super) const OCCURRED_AT: u64 = bit(V::FIELDS, "occurred_at");
+    pub(super) const CREATED_AT: u64 = bit(V::FIELDS, "created_at");
+    pub(super) const UPDATED_AT: u64 = bit(V::FIELDS, "updated_at");
+    pub(super) const DELETED_AT: u64 = bit(V::FIELDS, "deleted_at");
+    /// `expand=person`.
+    pub(super) const PERSON: u64 = 1;
+}
+
+impl ActivityPartial {
+    /// `a` as `shape` wants it, with `person` (read when `expand=person` was asked for).
+    pub fn new(a: Activity, shape: &Shape, person: Option<PersonSummary>) -> Self {
+        let keeps = |bit| shape.keeps(bit);
+        Self {
+            id: a.id,
+            person_id: keeps(field::PERSON_ID).then_some(a.person_id),
+            user_id: kept_nullable(keeps(field::USER_ID), a.user_id),
+            kind: keeps(field::KIND).then_some(a.kind),
+            subject: keeps(field::SUBJECT).then_some(a.subject),
+            body: kept_nullable(keeps(field::BODY), a.body),
+            occurred_at: keeps(field::OCCURRED_AT).then_some(a.occurred_at),
+            created_at: keeps(field::CREATED_AT).then_some(a.created_at),
+            updated_at: keeps(field::UPDATED_AT).then_some(a.updated_at),
+            version: a.version,
+            deleted_at: kept_nullable(keeps(field::DELETED_AT), a.deleted_at),
+            person: kept_nullable(shape.expands(field::PERSON), person),
+        }
+    }
+}
+
+impl Example for ActivityPartial {
+    fn example() -> Self {
+        let shape =
+            Shape::of::<ActivityVocabulary>(&["kind", "subject", "occurred_at"], &["person"]);
+        let person = PersonSummary {
+            id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60").unwrap_or_default(),
+            account_id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").ok(),
+            first_name: "Ada".to_owned(),
+            last_name: "Lovelace".to_owned(),
+            email: Some("ada@acme.com".to_owned()),
+            title: Some("CTO".to_owned()),
+        };
+        Self::new(Activity::example(), &shape, Some(person))
+    }
+}
+
 /// The body of `create_activity`.
 #[derive(Object, Deserialize, Debug, Clone)]
 #[oai(example, deny_unknown_fields)]
@@ -245,6 +423,28 @@ list_envelope!(
     Activity
 );
 
+list_envelope!(
+    /// A page of activities shaped by `fields` / `expand`.
+    ActivityPartialList,
+    ActivityPartial
+);
+
+/// A page of activities, each with the person it was read with (`None` when not
+/// expanded): the full envelope, or the shaped one.
+fn shaped_page(
+    listing: Listing<(Activity, Option<PersonSummary>)>,
+    shape: &Shape,
+) -> ListedShaped<ActivityList, ActivityPartialList> {
+    if shape.is_full() {
+        let (body, link) = ActivityList::split(listing.map(|(a, _)| a));
+        ListedShaped::Ok(Representation::Full(JsonOut(body)), link)
+    } else {
+        let listing = listing.map(|(a, p)| ActivityPartial::new(a, shape, p));
+        let (body, link) = ActivityPartialList::split(listing);
+        ListedShaped::Ok(Representation::Partial(JsonOut(body)), link)
+    }
+}
+
 /// One entry of the activity feed: an activity with its person.
 #[derive(Object, Serialize, Debug, Clone, PartialEq)]
 pub struct FeedItem {
@@ -330,7 +530,9 @@ impl ActivitiesApi {
     /// Get an activity
     ///
     /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
-    /// unchanged.
+    /// unchanged. `fields` and `expand` shape the answer (then served as
+    /// `application/vnd.tenantry.partial+json`, with a weak ETag of its own) at the same
+    /// price.
     #[oai(
         path = "/activities/:id",
         method = "get",
@@ -345,11 +547,35 @@ impl ActivitiesApi {
         /// An ETag from an earlier response.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> Result<Fetched<Activity>, ApiError<ReadErrors>> {
+        /// Only these properties, comma-separated without spaces (`kind,subject,occurred_at`);
+        /// `id` and `version` always come. Unknown names are refused (422).
+        fields: Query<Option<Fields<ActivityVocabulary>>>,
+        /// Embed related resources, comma-separated: `person` (the person it was with,
+        /// `null` once deleted; needs `people:read` too), read in the same query.
+        expand: Query<Option<Expand<ActivityVocabulary>>>,
+    ) -> Result<FetchedShaped<Activity, ActivityPartial>, ApiError<ReadErrors>> {
+        let shape = Shape::parse(&auth, fields.0.as_ref(), expand.0.as_ref())?;
         let Call { db, charge, .. } = Self::GET_ACTIVITY.begin(req, &auth)?;
-        let activity = Activity::from(activities::get(&db, id.0).await?);
-        let version = activity.version;
-        let fetched = Fetched::new(activity, version, if_none_match.0.as_deref());
+        let (activity, person) = if shape.expands(field::PERSON) {
+            let row = activities::get_with_person(&db, id.0).await?;
+            (Activity::from(row.activity), Some(row.person))
+        } else {
+            (Activity::from(activities::get(&db, id.0).await?), None)
+        };
+        let (body, etag) = if shape.is_full() {
+            let etag = crate::http::etag(activity.version);
+            (Representation::Full(JsonOut(activity)), etag)
+        } else {
+            let embedded: Vec<Option<i64>> = person
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.version))
+                .collect();
+            let etag = shape.etag(activity.version, &embedded);
+            let person = person.flatten().map(PersonSummary::from);
+            let partial = ActivityPartial::new(activity, &shape, person);
+            (Representation::Partial(JsonOut(partial)), etag)
+        };
+        let fetched = FetchedShaped::new(body, etag, if_none_match.0.as_deref());
         if fetched.is_not_modified() {
             charge.refund().await;
         }
@@ -365,7 +591,9 @@ impl ActivitiesApi {
     /// Cursor pagination by default (`limit`, then `cursor` from `next_cursor` or the
     /// `Link` header, with the same filters). Sync mode: `sort=updated_at` with
     /// `updated_after`, including deleted activities as tombstones. `page` gives offset
-    /// pages for compatibility (by id; deep pages cost more).
+    /// pages for compatibility (by id; deep pages cost more). `fields` and `expand` shape
+    /// each activity (then served as `application/vnd.tenantry.partial+json`) at the same
+    /// price; a cursor works with any of them.
     #[oai(path = "/activities", method = "get", operation_id = "list_activities")]
     #[expect(
         clippy::too_many_arguments,
@@ -398,13 +626,22 @@ impl ActivitiesApi {
         /// Only activities that occurred before this time (after `occurred_from`, when both
         /// are given).
         occurred_before: Query<Option<DateTime<Utc>>>,
-    ) -> Result<Listed<ActivityList>, ApiError<ListErrors>> {
+        /// Only these properties of each activity, comma-separated without spaces
+        /// (`kind,subject,occurred_at`); `id` and `version` always come, and in sync mode
+        /// `updated_at` and `deleted_at` too. Unknown names are refused (422).
+        fields: Query<Option<Fields<ActivityVocabulary>>>,
+        /// Embed related resources in each activity, comma-separated: `person` (`null` once
+        /// deleted; needs `people:read` too), read in the same query.
+        expand: Query<Option<Expand<ActivityVocabulary>>>,
+    ) -> Result<ListedShaped<ActivityList, ActivityPartialList>, ApiError<ListErrors>> {
+        let mut shape = Shape::parse(&auth, fields.0.as_ref(), expand.0.as_ref())?;
         let Call {
             principal,
             db,
             charge,
             state,
         } = Self::LIST_ACTIVITIES.begin(req, &auth)?;
+        let expanded = shape.expands(field::PERSON);
         let (filter, bound) = filter_of(person_id.0, kind.0, occurred_from.0, occurred_before.0);
         let params = ListParams {
             limit: limit.0,
@@ -415,12 +652,46 @@ impl ActivitiesApi {
         };
         let plan = params.plan(state, principal, "list_activities", &bound)?;
         let sync = plan.is_sync();
+        if sync {
+            shape = shape.keeping(field::UPDATED_AT | field::DELETED_AT);
+        }
+        let joined = |row: activities::ActivityWithPerson| {
+            (
+                Activity::from(row.activity),
+                row.person.map(PersonSummary::from),
+            )
+        };
+        let plain = |a: activities::Activity| (Activity::from(a), None);
         let listing = match plan {
+            Plan::Offset(request) if expanded => super::offset_listing(
+                req.uri(),
+                activities::list_offset_with_person(&db, &filter, &request).await?,
+                joined,
+            ),
             Plan::Offset(request) => super::offset_listing(
                 req.uri(),
                 activities::list_offset(&db, &filter, &request).await?,
-                Activity::from,
+                plain,
             ),
+            Plan::Keyset {
+                request,
+                sort,
+                binding,
+            } if expanded => {
+                let page = activities::list_with_person(&db, &filter, &request).await?;
+                let key =
+                    |a: &activities::ActivityWithPerson| (a.activity.updated_at, a.activity.id);
+                super::keyset_listing(
+                    state,
+                    req.uri(),
+                    sort,
+                    &binding,
+                    &request,
+                    page,
+                    key,
+                    joined,
+                )
+            }
             Plan::Keyset {
                 request,
                 sort,
@@ -435,14 +706,14 @@ impl ActivitiesApi {
                     &request,
                     page,
                     |a| (a.updated_at, a.id),
-                    Activity::from,
+                    plain,
                 )
             }
         };
         if sync && listing.data.is_empty() {
             charge.refund().await;
         }
-        Ok(ActivityList::from_listing(listing))
+        Ok(shaped_page(listing, &shape))
     }
 
     /// Price of `list_activity_feed` (see [`crate::limits`]): a list page.

@@ -2,12 +2,14 @@
 //! apart from domain types and converted with `From`) and its thin handlers: extract →
 //! principal (scope checked) → tenant handle → one domain call → DTO.
 //!
-//! This module holds what the contexts share: tags, response shapes, list paging.
+//! This module holds what the contexts share: tags, response shapes, list paging, and
+//! ([`shape`]) the `fields` / `expand` parameters of the people and activities reads.
 
 pub mod accounts;
 pub mod activities;
 pub mod api_keys;
 pub mod people;
+pub mod shape;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::pagination::{OffsetRequest, Page, PageRequest, Position, SortKey};
@@ -235,13 +237,20 @@ macro_rules! list_envelope {
         }
 
         impl $name {
-            pub(crate) fn from_listing(listing: $crate::v1::Listing<$item>) -> $crate::v1::Listed<Self> {
-                $crate::v1::Listed::Ok(
-                    $crate::http::JsonOut(Self {
+            /// The page of `listing`.
+            pub fn from_listing(listing: $crate::v1::Listing<$item>) -> $crate::v1::Listed<Self> {
+                let (body, link) = Self::split(listing);
+                $crate::v1::Listed::Ok($crate::http::JsonOut(body), link)
+            }
+
+            /// The envelope of `listing`, and its `Link` header.
+            pub fn split(listing: $crate::v1::Listing<$item>) -> (Self, Option<String>) {
+                (
+                    Self {
                         data: listing.data,
                         next_cursor: listing.next_cursor,
                         has_more: listing.has_more,
-                    }),
+                    },
                     listing.link,
                 )
             }
@@ -306,6 +315,18 @@ pub struct Listing<T> {
     pub has_more: bool,
     /// The `Link` header.
     pub link: Option<String>,
+}
+
+impl<T> Listing<T> {
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listing<U> {
+        Listing {
+            data: self.data.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+            has_more: self.has_more,
+            link: self.link,
+        }
+    }
 }
 
 /// The default page size.
@@ -606,11 +627,42 @@ mod tests {
             })
     }
 
+    /// A shape of `V`: any subset of its fields (or all of them) and of its expansions.
+    fn shape<V: shape::Vocabulary>() -> impl Strategy<Value = shape::Shape> {
+        let fields = proptest::sample::subsequence(V::FIELDS.to_vec(), 0..=V::FIELDS.len());
+        let expand: Vec<&'static str> = V::EXPAND.iter().map(|(name, _)| *name).collect();
+        let expand = proptest::sample::subsequence(expand.clone(), 0..=expand.len());
+        (fields, expand).prop_map(|(fields, expand)| shape::Shape::of::<V>(&fields, &expand))
+    }
+
     proptest! {
         #[test]
         fn people_serialize_as_their_schema_says(p in person(), cursor in proptest::option::of(text())) {
             same_json(&p);
             same_json(&people::PersonList { data: vec![p.clone(), p], next_cursor: cursor, has_more: true });
+        }
+
+        #[test]
+        fn shaped_people_and_activities_serialize_as_their_schema_says(
+            p in person(),
+            a in activity(),
+            person_shape in shape::<people::PersonVocabulary>(),
+            activity_shape in shape::<activities::ActivityVocabulary>(),
+            name in text(),
+            domain in proptest::option::of(text()),
+            embedded in any::<bool>(),
+        ) {
+            let account = embedded.then(|| people::AccountSummary { id: p.id, name: name.clone(), domain });
+            let shaped = people::PersonPartial::new(p.clone(), &person_shape, account);
+            same_json(&shaped);
+            same_json(&people::PersonPartialList { data: vec![shaped], next_cursor: None, has_more: false });
+            let summary = embedded.then(|| activities::PersonSummary {
+                id: p.id, account_id: p.account_id, first_name: p.first_name.clone(),
+                last_name: name, email: p.email.clone(), title: None,
+            });
+            let shaped = activities::ActivityPartial::new(a, &activity_shape, summary);
+            same_json(&shaped);
+            same_json(&activities::ActivityPartialList { data: vec![shaped], next_cursor: Some("c".into()), has_more: true });
         }
 
         #[test]
@@ -646,6 +698,8 @@ mod tests {
         same_json(&accounts::Account::example());
         same_json(&people::Person::example());
         same_json(&activities::Activity::example());
+        same_json(&people::PersonPartial::example());
+        same_json(&activities::ActivityPartial::example());
         let key = api_keys::ApiKey::example();
         same_json(&key);
         same_json(&api_keys::ApiKeyList {

@@ -9,13 +9,16 @@ use poem_openapi::{Enum, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::shape::{
+    Expand, FetchedShaped, Fields, ListedShaped, Representation, Shape, Vocabulary, bit,
+    kept_nullable,
+};
 use super::{
-    Created, Deleted, Fetched, ListParams, Listed, Plan, Sort, Tag, Updated, list_envelope,
-    not_null,
+    Created, Deleted, ListParams, Listing, Plan, Sort, Tag, Updated, list_envelope, not_null,
 };
 use crate::auth::{BearerAuth, Scope};
 use crate::context::{Call, Operation};
-use crate::http::{JsonBody, idempotent, if_match_version};
+use crate::http::{JsonBody, JsonOut, idempotent, if_match_version};
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
@@ -152,12 +155,175 @@ impl From<people::Person> for Person {
     }
 }
 
-impl From<people::PersonWithAccount> for Person {
-    fn from(p: people::PersonWithAccount) -> Self {
+/// An account as a person embeds it (`expand=account`).
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
+pub struct AccountSummary {
+    /// The account's id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its domain.
+    #[oai(nullable)]
+    pub domain: Option<String>,
+}
+
+impl From<people::AccountSummary> for AccountSummary {
+    fn from(a: people::AccountSummary) -> Self {
         Self {
-            account_name: p.account_name,
-            ..Self::from(p.person)
+            id: a.id,
+            name: a.name,
+            domain: a.domain,
         }
+    }
+}
+
+/// A person as `fields` and `expand` shape it (served as
+/// `application/vnd.tenantry.partial+json`): `id` and `version` always; any other property
+/// of `Person` only when `fields` names it (every one of them without `fields`; in sync
+/// mode `updated_at` and `deleted_at` always); `account` only with `expand=account`.
+#[derive(Object, Serialize, Debug, Clone, PartialEq)]
+#[oai(example)]
+pub struct PersonPartial {
+    /// UUIDv7, assigned by the server.
+    pub id: Uuid,
+    /// The account the person works at.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub account_id: MaybeUndefined<Uuid>,
+    /// The account's name (see `Person`).
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub account_name: MaybeUndefined<String>,
+    /// First name.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Email address, lower-cased.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub email: MaybeUndefined<String>,
+    /// Job title.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub title: MaybeUndefined<String>,
+    /// Phone number, digits with an optional leading `+`.
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub phone: MaybeUndefined<String>,
+    /// Sales stage.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// When the person was created.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::http::rfc3339_opt"
+    )]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed (strictly increases on every change).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::http::rfc3339_opt"
+    )]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Version, +1 on every change: `If-Match: "<version>"` makes a later change
+    /// conditional.
+    pub version: i64,
+    /// When it was deleted: set only on tombstones in sync lists.
+    #[oai(nullable)]
+    #[serde(
+        skip_serializing_if = "MaybeUndefined::is_undefined",
+        serialize_with = "super::shape::rfc3339_kept_nullable"
+    )]
+    pub deleted_at: MaybeUndefined<DateTime<Utc>>,
+    /// The person's account, with `expand=account`: `null` when they have none (or it was
+    /// deleted).
+    #[oai(nullable)]
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub account: MaybeUndefined<AccountSummary>,
+}
+
+/// What `fields` and `expand` may name on a person.
+#[derive(Debug)]
+pub struct PersonVocabulary;
+
+impl Vocabulary for PersonVocabulary {
+    const NOUN: &'static str = "person";
+    const FIELDS: &'static [&'static str] = &[
+        "id",
+        "account_id",
+        "account_name",
+        "first_name",
+        "last_name",
+        "email",
+        "title",
+        "phone",
+        "stage",
+        "created_at",
+        "updated_at",
+        "version",
+        "deleted_at",
+    ];
+    const EXPAND: &'static [(&'static str, Scope)] = &[("account", Scope::AccountsRead)];
+}
+
+/// The bit of a person's property or expansion.
+mod field {
+    use super::{PersonVocabulary as V, Vocabulary as _, bit};
+    pub(super) const ACCOUNT_ID: u64 = bit(V::FIELDS, "account_id");
+    pub(super) const ACCOUNT_NAME: u64 = bit(V::FIELDS, "account_name");
+    pub(super) const FIRST_NAME: u64 = bit(V::FIELDS, "first_name");
+    pub(super) const LAST_NAME: u64 = bit(V::FIELDS, "last_name");
+    pub(super) const EMAIL: u64 = bit(V::FIELDS, "email");
+    pub(super) const TITLE: u64 = bit(V::FIELDS, "title");
+    pub(super) const PHONE: u64 = bit(V::FIELDS, "phone");
+    pub(super) const STAGE: u64 = bit(V::FIELDS, "stage");
+    pub(super) const CREATED_AT: u64 = bit(V::FIELDS, "created_at");
+    pub(super) const UPDATED_AT: u64 = bit(V::FIELDS, "updated_at");
+    pub(super) const DELETED_AT: u64 = bit(V::FIELDS, "deleted_at");
+    /// `expand=account`.
+    pub(super) const ACCOUNT: u64 = 1;
+}
+
+impl PersonPartial {
+    /// `p` as `shape` wants it, with `account` (read when `expand=account` was asked for).
+    pub fn new(p: Person, shape: &Shape, account: Option<AccountSummary>) -> Self {
+        let keeps = |bit| shape.keeps(bit);
+        Self {
+            id: p.id,
+            account_id: kept_nullable(keeps(field::ACCOUNT_ID), p.account_id),
+            account_name: kept_nullable(keeps(field::ACCOUNT_NAME), p.account_name),
+            first_name: keeps(field::FIRST_NAME).then_some(p.first_name),
+            last_name: keeps(field::LAST_NAME).then_some(p.last_name),
+            email: kept_nullable(keeps(field::EMAIL), p.email),
+            title: kept_nullable(keeps(field::TITLE), p.title),
+            phone: kept_nullable(keeps(field::PHONE), p.phone),
+            stage: keeps(field::STAGE).then_some(p.stage),
+            created_at: keeps(field::CREATED_AT).then_some(p.created_at),
+            updated_at: keeps(field::UPDATED_AT).then_some(p.updated_at),
+            version: p.version,
+            deleted_at: kept_nullable(keeps(field::DELETED_AT), p.deleted_at),
+            account: kept_nullable(shape.expands(field::ACCOUNT), account),
+        }
+    }
+}
+
+impl Example for PersonPartial {
+    fn example() -> Self {
+        let shape =
+            Shape::of::<PersonVocabulary>(&["first_name", "last_name", "email"], &["account"]);
+        let account = AccountSummary {
+            id: Uuid::parse_str("0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").unwrap_or_default(),
+            name: "Acme".to_owned(),
+            domain: Some("acme.com".to_owned()),
+        };
+        Self::new(Person::example(), &shape, Some(account))
     }
 }
 
@@ -292,6 +458,28 @@ list_envelope!(
     Person
 );
 
+list_envelope!(
+    /// A page of people shaped by `fields` / `expand`.
+    PersonPartialList,
+    PersonPartial
+);
+
+/// A page of people, each with the account it was read with (`None` when not expanded):
+/// the full envelope, or the shaped one.
+fn shaped_page(
+    listing: Listing<(Person, Option<AccountSummary>)>,
+    shape: &Shape,
+) -> ListedShaped<PersonList, PersonPartialList> {
+    if shape.is_full() {
+        let (body, link) = PersonList::split(listing.map(|(p, _)| p));
+        ListedShaped::Ok(Representation::Full(JsonOut(body)), link)
+    } else {
+        let listing = listing.map(|(p, a)| PersonPartial::new(p, shape, a));
+        let (body, link) = PersonPartialList::split(listing);
+        ListedShaped::Ok(Representation::Partial(JsonOut(body)), link)
+    }
+}
+
 /// The people operations.
 pub struct PeopleApi;
 
@@ -339,7 +527,9 @@ impl PeopleApi {
     /// Get a person
     ///
     /// Send the ETag you have in `If-None-Match` to get `304 Not Modified` when it is
-    /// unchanged.
+    /// unchanged. `fields` and `expand` shape the answer (then served as
+    /// `application/vnd.tenantry.partial+json`, with a weak ETag of its own) at the same
+    /// price.
     #[oai(path = "/people/:id", method = "get", operation_id = "get_person")]
     async fn get_person(
         &self,
@@ -350,11 +540,35 @@ impl PeopleApi {
         /// An ETag from an earlier response.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> Result<Fetched<Person>, ApiError<ReadErrors>> {
+        /// Only these properties, comma-separated without spaces (`first_name,last_name,email`);
+        /// `id` and `version` always come. Unknown names are refused (422).
+        fields: Query<Option<Fields<PersonVocabulary>>>,
+        /// Embed related resources, comma-separated: `account` (the person's account, `null`
+        /// without one; needs `accounts:read` too), read in the same query.
+        expand: Query<Option<Expand<PersonVocabulary>>>,
+    ) -> Result<FetchedShaped<Person, PersonPartial>, ApiError<ReadErrors>> {
+        let shape = Shape::parse(&auth, fields.0.as_ref(), expand.0.as_ref())?;
         let Call { db, charge, .. } = Self::GET_PERSON.begin(req, &auth)?;
-        let person = Person::from(people::get(&db, id.0).await?);
-        let version = person.version;
-        let fetched = Fetched::new(person, version, if_none_match.0.as_deref());
+        let (person, account) = if shape.expands(field::ACCOUNT) {
+            let row = people::get_with_account(&db, id.0).await?;
+            (Person::from(row.person), Some(row.account))
+        } else {
+            (Person::from(people::get(&db, id.0).await?), None)
+        };
+        let (body, etag) = if shape.is_full() {
+            let etag = crate::http::etag(person.version);
+            (Representation::Full(JsonOut(person)), etag)
+        } else {
+            let embedded: Vec<Option<i64>> = account
+                .iter()
+                .map(|a| a.as_ref().map(|a| a.version))
+                .collect();
+            let etag = shape.etag(person.version, &embedded);
+            let account = account.flatten().map(AccountSummary::from);
+            let partial = PersonPartial::new(person, &shape, account);
+            (Representation::Partial(JsonOut(partial)), etag)
+        };
+        let fetched = FetchedShaped::new(body, etag, if_none_match.0.as_deref());
         if fetched.is_not_modified() {
             charge.refund().await;
         }
@@ -370,7 +584,9 @@ impl PeopleApi {
     /// `Link` header, with the same filters). Sync mode: `sort=updated_at` with
     /// `updated_after`, including deleted people as tombstones. `page` gives offset pages
     /// for compatibility (by id; deep pages cost more). `include_account_name=true` adds
-    /// each person's account name (one joined query; not with `page`).
+    /// each person's account name (one joined query; not with `page`). `fields` and
+    /// `expand` shape each person (then served as `application/vnd.tenantry.partial+json`)
+    /// at the same price; a cursor works with any of them.
     #[oai(path = "/people", method = "get", operation_id = "list_people")]
     #[expect(
         clippy::too_many_arguments,
@@ -402,7 +618,15 @@ impl PeopleApi {
         email: Query<Option<String>>,
         /// Fill `account_name` on each person (not with `page`).
         include_account_name: Query<Option<bool>>,
-    ) -> Result<Listed<PersonList>, ApiError<ListErrors>> {
+        /// Only these properties of each person, comma-separated without spaces
+        /// (`first_name,last_name,email`); `id` and `version` always come, and in sync mode
+        /// `updated_at` and `deleted_at` too. Unknown names are refused (422).
+        fields: Query<Option<Fields<PersonVocabulary>>>,
+        /// Embed related resources in each person, comma-separated: `account` (`null` for a
+        /// person without one; needs `accounts:read` too), read in the same query.
+        expand: Query<Option<Expand<PersonVocabulary>>>,
+    ) -> Result<ListedShaped<PersonList, PersonPartialList>, ApiError<ListErrors>> {
+        let mut shape = Shape::parse(&auth, fields.0.as_ref(), expand.0.as_ref())?;
         let Call {
             principal,
             db,
@@ -417,6 +641,7 @@ impl PeopleApi {
             )
             .into());
         }
+        let expanded = shape.expands(field::ACCOUNT);
         let filter = PersonFilter {
             account_id: account_id.0,
             stage: stage.0.map(Into::into),
@@ -443,18 +668,38 @@ impl PeopleApi {
         };
         let plan = params.plan(state, principal, "list_people", &bound)?;
         let sync = plan.is_sync();
+        if sync {
+            shape = shape.keeping(field::UPDATED_AT | field::DELETED_AT);
+        }
+        // A person with the account the join read (when one was asked for).
+        let joined = move |row: people::PersonWithAccount| {
+            let account = row.account.map(AccountSummary::from);
+            let person = Person {
+                account_name: with_names
+                    .then(|| account.as_ref().map(|a| a.name.clone()))
+                    .flatten(),
+                ..Person::from(row.person)
+            };
+            (person, expanded.then_some(account).flatten())
+        };
+        let plain = |p: people::Person| (Person::from(p), None);
         let listing = match plan {
+            Plan::Offset(request) if expanded => super::offset_listing(
+                req.uri(),
+                people::list_offset_with_account(&db, &filter, &request).await?,
+                joined,
+            ),
             Plan::Offset(request) => super::offset_listing(
                 req.uri(),
                 people::list_offset(&db, &filter, &request).await?,
-                Person::from,
+                plain,
             ),
             Plan::Keyset {
                 request,
                 sort,
                 binding,
-            } if with_names => {
-                let page = people::list_with_account_name(&db, &filter, &request).await?;
+            } if with_names || expanded => {
+                let page = people::list_with_account(&db, &filter, &request).await?;
                 let key = |p: &people::PersonWithAccount| (p.person.updated_at, p.person.id);
                 super::keyset_listing(
                     state,
@@ -464,7 +709,7 @@ impl PeopleApi {
                     &request,
                     page,
                     key,
-                    Person::from,
+                    joined,
                 )
             }
             Plan::Keyset {
@@ -481,14 +726,14 @@ impl PeopleApi {
                     &request,
                     page,
                     |p| (p.updated_at, p.id),
-                    Person::from,
+                    plain,
                 )
             }
         };
         if sync && listing.data.is_empty() {
             charge.refund().await;
         }
-        Ok(PersonList::from_listing(listing))
+        Ok(shaped_page(listing, &shape))
     }
 
     /// Price of `update_person` (see [`crate::limits`]): a write.

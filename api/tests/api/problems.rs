@@ -289,8 +289,8 @@ async fn unknown_query_parameters_are_422_naming_them_like_unknown_body_fields()
         let account = app.create_account(&t, "Globex").await;
         let id = s(&account, "id");
         for path in [
-            "/v1/people?fields=id".to_owned(),
-            "/v1/people?limit=1&fields=id&expand=account&fields=x".to_owned(),
+            "/v1/people?select=id".to_owned(),
+            "/v1/people?limit=1&select=id&include=account&select=x".to_owned(),
             format!("/v1/accounts/{id}?verbose=true"),
             "/v1/activities/feed?Limit=5".to_owned(),
         ] {
@@ -317,13 +317,13 @@ async fn unknown_query_parameters_are_422_naming_them_like_unknown_body_fields()
             );
         }
         let p = problem(
-            app.get(&t, "/v1/people?limit=1&fields=id&expand=account&fields=x")
+            app.get(&t, "/v1/people?limit=1&select=id&include=account&select=x")
                 .await,
             422,
             "validation-failed",
         )
         .await;
-        assert_eq!(error_fields(&p), ["fields", "expand"]);
+        assert_eq!(error_fields(&p), ["select", "include"]);
         // An unknown body field: the same status and type.
         let p = problem(
             app.post(&t, "/v1/accounts", &json!({"name": "n", "fields": "id"}))

@@ -1,6 +1,6 @@
 //! JSON bodies as clients see them, snapshot-tested with `insta`: resources created and
-//! read, list pages (with `next_cursor`, `has_more` and `Link`), the joined reads, API
-//! keys, and problem details. A change to any field's name, type, presence or order shows
+//! read (in full, and shaped by `fields` / `expand`), list pages (with `next_cursor`,
+//! `has_more` and `Link`), the joined reads, API keys, and problem details. A change to any field's name, type, presence or order shows
 //! up as a diff in `snapshots/`.
 //!
 //! What changes from run to run (ids, times, cursors, request ids, secrets) is redacted,
@@ -206,6 +206,22 @@ async fn created_and_read_resources_match_their_snapshots() {
         )
         .await;
         snapshot("person_read", "GET /v1/people/{id}", &read);
+        let shaped = exchange(
+            app.get(
+                &t,
+                &format!(
+                    "/v1/people/{}?fields=first_name,email&expand=account",
+                    s(person, "id")
+                ),
+            )
+            .await,
+        )
+        .await;
+        snapshot(
+            "person_read_shaped",
+            "GET /v1/people/{id}?fields=first_name,email&expand=account",
+            &shaped,
+        );
 
         let body = json!({
             "person_id": s(person, "id"),
@@ -222,6 +238,22 @@ async fn created_and_read_resources_match_their_snapshots() {
         )
         .await;
         snapshot("activity_read", "GET /v1/activities/{id}", &read);
+        let shaped = exchange(
+            app.get(
+                &t,
+                &format!(
+                    "/v1/activities/{}?fields=kind,subject&expand=person",
+                    s(&created["body"], "id")
+                ),
+            )
+            .await,
+        )
+        .await;
+        snapshot(
+            "activity_read_shaped",
+            "GET /v1/activities/{id}?fields=kind,subject&expand=person",
+            &shaped,
+        );
     }
 }
 
@@ -259,6 +291,17 @@ async fn list_pages_and_joined_reads_match_their_snapshots() {
             "people_with_account_names",
             "GET /v1/people?include_account_name=true&limit=1",
             &joined,
+        );
+
+        let shaped = exchange(
+            app.get(&t, "/v1/people?limit=1&fields=first_name&expand=account")
+                .await,
+        )
+        .await;
+        snapshot(
+            "people_shaped_page",
+            "GET /v1/people?limit=1&fields=first_name&expand=account",
+            &shaped,
         );
 
         app.create_activity(&t, s(&ada, "id"), "Intro call").await;

@@ -64,7 +64,8 @@ async fn the_served_spec_is_the_committed_one_and_the_docs_page_loads_it() {
         .collect();
     assert!(vary.contains(&"Accept-Encoding"), "{vary:?}");
     let html = docs.text().await.unwrap_or_default();
-    assert!(html.contains(r#"<script id="api-reference" data-url="/openapi.json"></script>"#));
+    assert!(html.contains(r#"<script id="api-reference" data-url="/openapi.json" "#));
+    assert!(html.contains(r#""preferredSecurityScheme":"token""#));
     assert!(
         html.contains("<title>Tenantry API</title>"),
         "the tab's title"
@@ -153,14 +154,15 @@ fn operation_ids_are_verb_resource_with_one_tag_a_summary_and_a_scope() {
 fn optional_response_fields_are_nullable_and_always_present() {
     // The one Option convention: every property not in `required` is `nullable` (and
     // the server always sends it, as `null` when empty). Request bodies (`*Create`,
-    // `*Update`) may omit fields instead.
+    // `*Update`) may omit fields instead, and so may the representations `fields` and
+    // `expand` shape (`*Partial`: see the next test).
     let spec = spec();
     for (name, schema) in spec["components"]["schemas"]
         .as_object()
         .into_iter()
         .flatten()
     {
-        if name.ends_with("Create") || name.ends_with("Update") {
+        if name.ends_with("Create") || name.ends_with("Update") || name.ends_with("Partial") {
             continue;
         }
         let required: Vec<&str> = schema["required"]
@@ -176,6 +178,123 @@ fn optional_response_fields_are_nullable_and_always_present() {
                     "{name}.{prop} is optional but not nullable"
                 );
             }
+        }
+    }
+}
+
+/// The names a `fields` or `expand` parameter's pattern (`^(?:a|b)(?:,(?:a|b))*$`) allows.
+fn pattern_names(parameter: &Value) -> Vec<String> {
+    let pattern = s(&parameter["schema"], "pattern");
+    let inner = pattern
+        .strip_prefix("^(?:")
+        .and_then(|p| p.split_once(')'))
+        .map(|(names, _)| names)
+        .unwrap_or_default();
+    let mut names: Vec<String> = inner.split('|').map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
+/// The schema a property points at, through `allOf` or not.
+fn target(property: &Value) -> (Value, Value, Value) {
+    let reference = property
+        .get("$ref")
+        .or_else(|| property.pointer("/allOf/0/$ref"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        reference,
+        property["type"].clone(),
+        property["format"].clone(),
+    )
+}
+
+/// `fields` and `expand` shape reads into `application/vnd.tenantry.partial+json`, whose
+/// schema must not claim a property the answer may lack: it requires only what always
+/// comes (`id`, `version`), offers every property of the full schema with the same type
+/// (nullable where the full one is), plus the embedded resources; and the `fields`
+/// parameter names exactly the full schema's properties. The full `application/json`
+/// representation keeps its schema.
+#[test]
+fn shaped_reads_declare_a_partial_schema_that_requires_only_what_always_comes() {
+    let spec = spec();
+    let schemas = &spec["components"]["schemas"];
+    let mut operations = std::collections::BTreeMap::new();
+    for item in spec["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, i)| i)
+    {
+        for op in item.as_object().into_iter().flatten().map(|(_, o)| o) {
+            operations.insert(s(op, "operationId").to_owned(), op.clone());
+        }
+    }
+    for (full, expansions, reads) in [
+        ("Person", ["account"], ["get_person", "list_people"]),
+        ("Activity", ["person"], ["get_activity", "list_activities"]),
+    ] {
+        let partial = format!("{full}Partial");
+        let (full_schema, partial_schema) = (&schemas[full], &schemas[&partial]);
+        assert_eq!(
+            partial_schema["required"],
+            serde_json::json!(["id", "version"]),
+            "{partial}"
+        );
+        let mut full_props: Vec<String> = Vec::new();
+        for (prop, def) in full_schema["properties"].as_object().into_iter().flatten() {
+            let shaped = &partial_schema["properties"][prop];
+            assert_eq!(target(shaped), target(def), "{partial}.{prop}");
+            assert_eq!(shaped["nullable"], def["nullable"], "{partial}.{prop}");
+            full_props.push(prop.clone());
+        }
+        let mut partial_props: Vec<&String> = partial_schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .collect();
+        partial_props.retain(|p| !full_props.contains(p));
+        assert_eq!(
+            partial_props, expansions,
+            "{partial}: only the expansions are new"
+        );
+        for expansion in expansions {
+            assert_eq!(
+                partial_schema["properties"][expansion]["nullable"], true,
+                "{partial}.{expansion}"
+            );
+        }
+        full_props.sort();
+        for id in reads {
+            let op = &operations[id];
+            let parameter = |name: &str| {
+                op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["name"] == name && p["in"] == "query")
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{id} has no `{name}`"))
+            };
+            assert_eq!(pattern_names(&parameter("fields")), full_props, "{id}");
+            assert_eq!(pattern_names(&parameter("expand")), expansions, "{id}");
+            let content = &op["responses"]["200"]["content"];
+            let (full_ref, partial_ref) = if id.starts_with("list_") {
+                (format!("{full}List"), format!("{partial}List"))
+            } else {
+                (full.to_owned(), partial.clone())
+            };
+            assert_eq!(
+                content["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{full_ref}"),
+                "{id}"
+            );
+            assert_eq!(
+                content["application/vnd.tenantry.partial+json"]["schema"]["$ref"],
+                format!("#/components/schemas/{partial_ref}"),
+                "{id}"
+            );
         }
     }
 }

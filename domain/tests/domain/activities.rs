@@ -1,6 +1,6 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::activities::{self, ActivityCreate, ActivityFilter, ActivityKind, ActivityPatch};
-use domain::pagination::{PageRequest, Position};
+use domain::pagination::{OffsetRequest, PageRequest, Position};
 use domain::people::{self, PersonCreate};
 use tenancy::TenantDb;
 use uuid::Uuid;
@@ -412,6 +412,62 @@ async fn the_feed_is_newest_first_with_each_persons_details_and_pages_without_re
             invalid_fields(activities::feed(&w.a, &ActivityFilter::default(), None, 0).await),
             [("limit".into(), "out_of_range")]
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_activity_is_read_with_its_person_of_the_callers_tenant_only() {
+    each_backend(|w| async move {
+        let ada = person(&w.a, "Ada").await;
+        let first = activities::create(&w.a, call(ada, 9)).await.unwrap();
+        let second = activities::create(&w.a, call(ada, 10)).await.unwrap();
+        // Tenant B gets a person with the very same id (forged): A's reads embed A's.
+        crate::people::raw::copy_row(&w, "people", ada, &w.b, "Impostor").await;
+
+        let read = activities::get_with_person(&w.a, first.id).await.unwrap();
+        assert_eq!(read.activity, first);
+        assert_eq!(
+            read.person.map(|p| (p.id, p.first_name)),
+            Some((ada, "Ada".to_owned()))
+        );
+        assert_not_found(activities::get_with_person(&w.b, first.id).await, None);
+
+        let people = |rows: Vec<activities::ActivityWithPerson>| -> Vec<(Uuid, Option<String>)> {
+            rows.into_iter()
+                .map(|r| (r.activity.id, r.person.map(|p| p.first_name)))
+                .collect()
+        };
+        let all = ActivityFilter::default();
+        let ada_name = Some("Ada".to_owned());
+        let page = activities::list_with_person(&w.a, &all, &PageRequest::default().limit(1))
+            .await
+            .unwrap();
+        assert_eq!(people(page.items), [(first.id, ada_name.clone())]);
+        let request = PageRequest {
+            after: page.next,
+            ..PageRequest::default()
+        };
+        let rest = activities::list_with_person(&w.a, &all, &request)
+            .await
+            .unwrap();
+        assert_eq!(
+            (people(rest.items), rest.has_more),
+            (vec![(second.id, ada_name.clone())], false)
+        );
+        let offset = activities::list_offset_with_person(&w.a, &all, &OffsetRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            people(offset.items),
+            [(first.id, ada_name.clone()), (second.id, ada_name)]
+        );
+
+        // A's person deleted (their activities stay): no person is embedded, though B's
+        // namesake is live.
+        people::delete(&w.a, ada, None).await.unwrap();
+        let read = activities::get_with_person(&w.a, first.id).await.unwrap();
+        assert_eq!((read.activity, read.person), (first, None));
     })
     .await;
 }

@@ -11,6 +11,7 @@ mod support;
 
 mod accounts;
 mod activities;
+mod deletion;
 mod idempotency;
 mod identity;
 mod pagination;

@@ -1,5 +1,5 @@
 use domain::accounts::{self, AccountCreate};
-use domain::pagination::PageRequest;
+use domain::pagination::{OffsetRequest, PageRequest};
 use domain::people::{self, PersonCreate, PersonFilter, PersonPatch, Stage};
 use tenancy::TenantDb;
 use uuid::Uuid;
@@ -226,7 +226,7 @@ async fn another_tenant_never_sees_or_changes_a_person() {
                 .is_empty()
         );
         let joined =
-            people::list_with_account_name(&w.b, &PersonFilter::default(), &PageRequest::default())
+            people::list_with_account(&w.b, &PersonFilter::default(), &PageRequest::default())
                 .await
                 .unwrap();
         assert!(joined.items.is_empty());
@@ -358,13 +358,13 @@ async fn people_are_listed_with_their_account_name_page_by_page() {
         let mut seen = Vec::new();
         let mut request = PageRequest::default().limit(2);
         loop {
-            let page = people::list_with_account_name(&w.a, &PersonFilter::default(), &request)
+            let page = people::list_with_account(&w.a, &PersonFilter::default(), &request)
                 .await
                 .unwrap();
             seen.extend(
                 page.items
                     .into_iter()
-                    .map(|row| (row.person.id, row.account_name)),
+                    .map(|row| (row.person.id, row.account.map(|a| a.name))),
             );
             if !page.has_more {
                 break;
@@ -384,11 +384,179 @@ async fn people_are_listed_with_their_account_name_page_by_page() {
             account_id: Some(acme),
             ..Default::default()
         };
-        let sync = people::list_with_account_name(&w.a, &by_acme, &PageRequest::sync(None))
+        let sync = people::list_with_account(&w.a, &by_acme, &PageRequest::sync(None))
             .await
             .unwrap();
         assert_eq!(sync.items.len(), 1);
-        assert_eq!(sync.items[0].account_name.as_deref(), Some("Acme"));
+        let account = sync.items[0]
+            .account
+            .as_ref()
+            .map(|a| (a.id, a.name.as_str()));
+        assert_eq!(account, Some((acme, "Acme")));
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_person_is_read_with_their_account_of_the_callers_tenant_only() {
+    each_backend(|w| async move {
+        let acme = account(&w.a, "Acme").await;
+        let ada = people::create(
+            &w.a,
+            PersonCreate {
+                account_id: Some(acme),
+                ..ada()
+            },
+        )
+        .await
+        .unwrap();
+        let alan = people::create(
+            &w.a,
+            PersonCreate {
+                first_name: "Alan".into(),
+                ..self::ada()
+            },
+        )
+        .await
+        .unwrap();
+        // Tenant B gets an account with the very same id (forged: ids never collide by
+        // themselves). A's reads must still embed A's account, and B's reads nothing of A.
+        raw::copy_row(&w, "accounts", acme, &w.b, "Impostor").await;
+
+        let read = people::get_with_account(&w.a, ada.id).await.unwrap();
+        assert_eq!(read.person, ada);
+        let account = read.account.map(|a| (a.id, a.name, a.version));
+        assert_eq!(account, Some((acme, "Acme".to_owned(), 1)));
+        assert_eq!(
+            people::get_with_account(&w.a, alan.id)
+                .await
+                .unwrap()
+                .account,
+            None
+        );
+        assert_not_found(people::get_with_account(&w.b, ada.id).await, None);
+
+        let names = |rows: Vec<people::PersonWithAccount>| -> Vec<(Uuid, Option<String>)> {
+            rows.into_iter()
+                .map(|r| (r.person.id, r.account.map(|a| a.name)))
+                .collect()
+        };
+        let all = PersonFilter::default();
+        let expected = vec![(ada.id, Some("Acme".to_owned())), (alan.id, None)];
+        let page = people::list_with_account(&w.a, &all, &PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(names(page.items), expected);
+        let mut offset = OffsetRequest {
+            per_page: 1,
+            ..OffsetRequest::default()
+        };
+        let first = people::list_offset_with_account(&w.a, &all, &offset)
+            .await
+            .unwrap();
+        assert_eq!(
+            (names(first.items), first.has_more),
+            (expected[..1].to_vec(), true)
+        );
+        offset.page = 2;
+        let second = people::list_offset_with_account(&w.a, &all, &offset)
+            .await
+            .unwrap();
+        assert_eq!(
+            (names(second.items), second.has_more),
+            (expected[1..].to_vec(), false)
+        );
+        assert!(
+            people::list_with_account(&w.b, &all, &PageRequest::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+
+        // A's account deleted behind the domain's back (its person still names it): no
+        // account is embedded, though B's namesake is live.
+        raw::mark_deleted(&w, "accounts", &w.a, acme).await;
+        assert_eq!(
+            people::get_with_account(&w.a, ada.id)
+                .await
+                .unwrap()
+                .account,
+            None
+        );
+        let page = people::list_with_account(&w.a, &all, &PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(names(page.items), [(ada.id, None), (alan.id, None)]);
+    })
+    .await;
+}
+
+/// Rows written behind the domain's back, to build what the API can never produce.
+#[expect(
+    clippy::disallowed_types,
+    reason = "tests only: the raw test connection, to forge rows across tenants"
+)]
+pub mod raw {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use tenancy::{TenantDb, TenantHandle as _};
+    use uuid::Uuid;
+
+    use crate::support::World;
+
+    async fn execute(w: &World, sql: &str, values: Vec<sea_orm::Value>) {
+        let backend = w.test.raw.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                let mut n = 0;
+                sql.split('?')
+                    .enumerate()
+                    .map(|(i, part)| {
+                        if i == 0 {
+                            part.to_owned()
+                        } else {
+                            n += 1;
+                            format!("${n}{part}")
+                        }
+                    })
+                    .collect()
+            }
+            _ => sql.to_owned(),
+        };
+        let done = w
+            .test
+            .raw
+            .execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values))
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1, "{sql}");
+    }
+
+    /// Copies the account or person `id` into tenant `to`, with the same id, named `name`
+    /// and with no references of its own.
+    pub async fn copy_row(w: &World, table: &str, id: Uuid, to: &TenantDb, name: &str) {
+        let sql = match table {
+            "accounts" => {
+                "INSERT INTO accounts (tenant_id, id, name, domain, owner_id, custom_fields, \
+                 created_at, updated_at, version, deleted_at) SELECT ?, id, ?, domain, NULL, \
+                 custom_fields, created_at, updated_at, version, deleted_at FROM accounts WHERE id = ?"
+            }
+            _ => {
+                "INSERT INTO people (tenant_id, id, account_id, first_name, last_name, email, \
+                 title, phone, stage, created_at, updated_at, version, deleted_at) SELECT ?, id, \
+                 NULL, ?, last_name, email, title, phone, stage, created_at, updated_at, version, \
+                 deleted_at FROM people WHERE id = ?"
+            }
+        };
+        let values = vec![to.tenant().as_uuid().into(), name.into(), id.into()];
+        execute(w, sql, values).await;
+    }
+
+    /// Marks row `id` of `of` in `table` deleted, without the domain's bookkeeping.
+    pub async fn mark_deleted(w: &World, table: &str, of: &TenantDb, id: Uuid) {
+        let sql =
+            format!("UPDATE {table} SET deleted_at = updated_at WHERE tenant_id = ? AND id = ?");
+        let values = vec![of.tenant().as_uuid().into(), id.into()];
+        execute(w, &sql, values).await;
+    }
 }

@@ -6,11 +6,16 @@
 // `npm run generate` writes from ../../openapi.json (src/schema.d.ts), so a change of the
 // spec that breaks one of these flows fails `tsc` before anything runs.
 //
-// Steps: page through people with cursors; create a person with an Idempotency-Key and
-// send it again (the replay); PATCH with If-Match, then with the stale ETag (412); GET
-// with If-None-Match (304); use up the credential's rate-limit budget with cheap reads
-// and wait out the 429 by its Retry-After, by hand and through the retrying fetch. Any
-// unexpected answer exits 1; the summary says what was seen.
+// Steps: page through people with cursors; a small page for the popup (`fields`); create
+// a person with an Idempotency-Key and send it again (the replay); PATCH with If-Match,
+// then with the stale ETag (412); GET with If-None-Match (304), in full and shaped by
+// `fields` (a weak ETag of its own); use up the credential's rate-limit budget with cheap
+// reads and wait out the 429 by its Retry-After, by hand and through the retrying fetch.
+// Any unexpected answer exits 1; the summary says what was seen.
+//
+// A read that takes `fields` / `expand` answers either `application/json` (the full
+// `Person`) or `application/vnd.tenantry.partial+json` (a `PersonPartial`: only `id` and
+// `version` are sure to be there), so its `data` is typed as the union of both.
 
 import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
@@ -20,6 +25,9 @@ import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
 type Person = components["schemas"]["Person"];
+type PersonPartial = components["schemas"]["PersonPartial"];
+/** The media type of a read shaped by `fields` / `expand`. */
+const partialJson = "application/vnd.tenantry.partial+json";
 type Problem = components["schemas"]["Problem"];
 
 /** An answer the API's contract does not allow here: the run fails with it. */
@@ -123,8 +131,8 @@ function etagOf(response: Response): string {
 }
 
 /** Lists every person, `pageLimit` at a time, following `next_cursor` until `has_more` is false. */
-async function listAllPeople(): Promise<{ pages: number; people: Person[] }> {
-  const people: Person[] = [];
+async function listAllPeople(): Promise<{ pages: number; people: Array<Person | PersonPartial> }> {
+  const people: Array<Person | PersonPartial> = [];
   let cursor: string | undefined;
   let pages = 0;
   for (;;) {
@@ -187,6 +195,26 @@ async function main(): Promise<void> {
   await step("list people with cursors", async () => {
     const { pages, people } = await listAllPeople();
     return `${people.length} people in ${pages} pages of ${pageLimit}`;
+  });
+
+  await step("a small page for the popup (fields)", async () => {
+    const fields = "first_name,last_name,email";
+    const full = await api.GET("/v1/people", { params: { query: { limit: 50 } } });
+    const small = await api.GET("/v1/people", { params: { query: { limit: 50, fields } } });
+    if (full.data === undefined || small.data === undefined) {
+      throw new Unexpected(`list_people: ${full.response.status}, with fields ${small.response.status}`);
+    }
+    const contentType = small.response.headers.get("Content-Type");
+    check(contentType === partialJson, `a page with fields came as ${contentType}`);
+    // Whichever representation came, each item is a `PersonPartial` at least.
+    const items: PersonPartial[] = small.data.data;
+    check(items.length === full.data.data.length, "fields changed which people are listed");
+    for (const p of items) {
+      const keys = Object.keys(p).sort().join(",");
+      check(keys === "email,first_name,id,last_name,version", `a shaped person with ${keys}`);
+    }
+    const bytes = (body: unknown) => JSON.stringify(body).length;
+    return `${items.length} people: ${bytes(full.data)} → ${bytes(small.data)} bytes of JSON`;
   });
 
   let person: Person | undefined;
@@ -273,6 +301,28 @@ async function main(): Promise<void> {
     check(changed.data.stage === "contacted", "the read does not show the change");
     check(etagOf(changed.response) === etag, "GET's ETag differs from PATCH's");
     return `304 for ${etag} (cost 0), 200 for ${staleEtag}`;
+  });
+
+  await step("GET shaped by fields, with If-None-Match", async () => {
+    const query = { fields: "first_name,stage" };
+    const first = await api.GET("/v1/people/{id}", { params: { path: { id }, query } });
+    if (first.data === undefined) {
+      throw new Unexpected(`get_person with fields: ${first.response.status}`);
+    }
+    check(first.response.headers.get("Content-Type") === partialJson, "a shaped read is partial JSON");
+    check(first.data.stage === "contacted" && first.data.last_name === undefined, "not the fields asked for");
+    const weak = first.response.headers.get("ETag") ?? "";
+    check(weak.startsWith('W/"') && weak !== etag, `a shaped read's ETag ${weak} (full: ${etag})`);
+    const unchanged = await api.GET("/v1/people/{id}", {
+      params: { path: { id }, query, header: { "If-None-Match": weak } },
+    });
+    check(unchanged.response.status === 304, `If-None-Match with the shaped ETag: ${unchanged.response.status}`);
+    check(unchanged.response.headers.get("X-RateLimit-Cost") === "0", "a 304 was charged");
+    const full = await api.GET("/v1/people/{id}", {
+      params: { path: { id }, header: { "If-None-Match": weak } },
+    });
+    check(full.response.status === 200, `the shaped ETag answered for the full person: ${full.response.status}`);
+    return `${weak}: 304 for the same fields, 200 in full`;
   });
 
   await step("wait out a 429 by its Retry-After", async () => {
