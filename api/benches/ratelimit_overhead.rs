@@ -35,11 +35,12 @@ use std::sync::Arc;
 
 use api::auth::jwt::{JwtIssuer, TokenType};
 use api::auth::{Scope, UnscopedHandle};
-use api::settings::{RateLimitSettings, Secret};
+use api::settings::RateLimitSettings;
 use api::{AppState, Settings};
 use chrono::TimeDelta;
 use criterion::{Criterion, criterion_group, criterion_main};
 use domain::identity::{self, TenantCreate};
+use secrecy::ExposeSecret as _;
 use tenancy::TenantId;
 use tenancy::testing::{Backend, TestDb};
 
@@ -64,7 +65,8 @@ async fn serve(db: &Arc<TestDb>, settings: Settings) -> String {
         AppState::new(
             db.db().clone(),
             Arc::new(BenchUnscoped(db.clone())),
-            settings,
+            settings.clone(),
+            &api::bootstrap::secrets(&settings).expect("explicit secrets"),
         )
         .expect("state"),
     );
@@ -94,7 +96,11 @@ async fn fixture() -> (Arc<TestDb>, Settings, String) {
     .await
     .expect("tenant");
     let issuer = JwtIssuer::new(
-        base.jwt_secret.expose().as_bytes(),
+        api::bootstrap::secrets(&base)
+            .expect("explicit secrets")
+            .jwt_secret
+            .expose_secret()
+            .as_bytes(),
         &base.jwt_issuer,
         &base.jwt_audience,
     );
@@ -139,7 +145,7 @@ fn bench(c: &mut Criterion) {
             let mut redis = base.clone();
             redis.rate_limit = RateLimitSettings::generous();
             redis.rate_limit.key_prefix = format!("bench:{}:", std::process::id());
-            redis.redis_url = Some(Secret::new(url.clone()));
+            redis.redis_url = Some(url.clone().into());
             servers.push(("redis limiter", serve(&db, redis).await));
         } else {
             eprintln!("REDIS_URL is unset: the Redis limiter is not measured");
@@ -218,7 +224,8 @@ fn in_process_calls(calls: usize, server: &str) {
             AppState::new(
                 db.db().clone(),
                 Arc::new(BenchUnscoped(db.clone())),
-                settings,
+                settings.clone(),
+                &api::bootstrap::secrets(&settings).expect("explicit secrets"),
             )
             .expect("state"),
         );

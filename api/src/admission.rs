@@ -42,6 +42,7 @@ use uuid::Uuid;
 use crate::metrics::Metrics;
 use crate::middleware::problem_context;
 use crate::problem::{self, Problem, kind};
+use crate::settings::{AdmissionSettings, BodyLimits};
 
 /// Who a request is counted against, set by [`crate::front`] in the request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,32 +95,30 @@ impl Share {
     }
 }
 
-/// The slot limits (see the module docs).
+/// The slot limits (see the module docs; configured by
+/// [`AdmissionSettings`](crate::settings::AdmissionSettings)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdmissionLimits {
-    /// `TENANTRY_MAX_IN_FLIGHT`: requests served at once (at least 1). Default 64.
+    /// Requests served at once (at least 1).
     pub max_in_flight: usize,
-    /// `TENANTRY_MAX_QUEUED`: requests that may wait for a slot; more are shed at once.
-    /// Default 512.
+    /// Requests that may wait for a slot; more are shed at once.
     pub max_queued: usize,
-    /// `TENANTRY_QUEUE_TIMEOUT_MS`: how long a request may wait for a slot. Default 1000.
+    /// How long a request may wait for a slot.
     pub queue_timeout: Duration,
-    /// `TENANTRY_MAX_IN_FLIGHT_PER_TENANT`: running + queued requests of one tenant.
-    /// Default `max_in_flight / 2`.
+    /// Running + queued requests of one tenant.
     pub per_tenant: usize,
-    /// `TENANTRY_MAX_IN_FLIGHT_PER_CREDENTIAL`: of one credential. Default
-    /// `max_in_flight / 4`.
+    /// Running + queued requests of one credential.
     pub per_credential: usize,
-    /// `TENANTRY_MAX_IN_FLIGHT_ANONYMOUS`: of all requests without a credential (docs,
-    /// spec, refused credentials). Default `max_in_flight / 8`.
+    /// Running + queued requests without a credential, all together.
     pub anonymous: usize,
-    /// `TENANTRY_MAX_IN_FLIGHT_PER_ADDRESS`: of one anonymous client address. Default
-    /// `max_in_flight / 16`.
+    /// Running + queued requests of one anonymous client address.
     pub per_address: usize,
 }
 
 impl AdmissionLimits {
-    /// The limits for `max_in_flight` slots with the default shares (each at least 1).
+    /// The limits for `max_in_flight` slots with the default shares (each at least 1):
+    /// a tenant half the slots, a credential a quarter, anonymous traffic an eighth, one
+    /// anonymous address a sixteenth.
     pub fn with_default_shares(
         max_in_flight: usize,
         max_queued: usize,
@@ -148,19 +147,19 @@ impl AdmissionLimits {
     }
 }
 
-/// The body's limits (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BodyLimits {
-    /// `TENANTRY_BODY_LIMIT_BYTES`: the largest body accepted (after decompression).
-    /// Default 1 MiB.
-    pub max_bytes: usize,
-    /// `TENANTRY_BODY_TIMEOUT_MS`: the whole body must have arrived by then. Default 20000.
-    pub timeout: Duration,
-    /// `TENANTRY_BODY_MIN_RATE`: bytes per second a body must keep up with. Default 1024.
-    pub min_rate: u64,
-    /// `TENANTRY_BODY_GRACE_MS`: how far behind `min_rate` a body may fall (a pause, the
-    /// first bytes). Default 5000.
-    pub grace: Duration,
+impl From<&AdmissionSettings> for AdmissionLimits {
+    /// The configured limits: the default shares where a share is not set, each at least 1.
+    fn from(s: &AdmissionSettings) -> Self {
+        let defaults = Self::with_default_shares(s.max_in_flight, s.max_queued, s.queue_timeout);
+        let or = |set: Option<usize>, default: usize| set.unwrap_or(default).max(1);
+        Self {
+            per_tenant: or(s.per_tenant, defaults.per_tenant),
+            per_credential: or(s.per_credential, defaults.per_credential),
+            anonymous: or(s.anonymous, defaults.anonymous),
+            per_address: or(s.per_address, defaults.per_address),
+            ..defaults
+        }
+    }
 }
 
 /// Fair admission with the body's intake; see the module docs.

@@ -345,7 +345,7 @@ pub fn limiter(settings: &crate::Settings) -> Result<Option<Limiter>, ratelimit:
         None => Limiter::in_memory(policies),
         Some(url) => Limiter::builder(policies)
             .redis(
-                ratelimit::RedisConfig::new(url.expose())
+                ratelimit::RedisConfig::new(secrecy::ExposeSecret::expose_secret(url))
                     .key_prefix(s.key_prefix.as_str())
                     .timeout(s.redis_timeout),
             )

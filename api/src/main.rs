@@ -3,7 +3,8 @@
 //! `tenantry` (or `tenantry serve`) serves; `migrate` applies migrations; `seed` loads
 //! bulk data; `token` prints a development JWT; `openapi` prints the spec; `backup` and
 //! `restore` copy the SQLite database out and back. All read their configuration from the
-//! environment (see `api::settings`).
+//! environment or flags before the subcommand (`tenantry --help` lists every setting; see
+//! `api::settings`).
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use api::auth::Scope;
 use api::auth::jwt::{JwtIssuer, TokenType};
-use api::bootstrap::{self, KnownTenant};
+use api::bootstrap::{self, KnownTenant, Secrets};
 use api::settings::{LogFormat, Settings};
 use chrono::TimeDelta;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+use secrecy::ExposeSecret as _;
 use tenancy::{Connected, TenantId};
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
@@ -30,6 +32,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,12 +100,25 @@ enum TokenKind {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let command = api::settings::with_environment(Cli::command());
+    let cli = command
+        .clone()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .unwrap_or_else(|e| {
+            let _ = e.print();
+            if let Some(var) = api::settings::variable_behind(&e, &command) {
+                eprintln!("(the value is {var}'s)");
+            }
+            std::process::exit(e.exit_code())
+        });
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run(cli.command.unwrap_or(Command::Serve))));
+        .and_then(|runtime| {
+            runtime.block_on(run(cli.command.unwrap_or(Command::Serve), cli.settings))
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -113,12 +130,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     if let Command::Openapi = command {
         print!("{}", api::openapi::spec_text());
         return Ok(());
     }
-    let settings = Settings::from_env().context("configuration")?;
+    let settings = settings.check().context("configuration")?;
     // `backup` and `restore` print one plain line and nothing else: no log lines.
     if !matches!(command, Command::Backup { .. } | Command::Restore { .. }) {
         init_logging(&settings, matches!(command, Command::Serve));
@@ -142,13 +159,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             kind,
             sub,
         } => {
+            let secrets = bootstrap::secrets(&settings)?;
             let tenant = resolve_tenant(&settings, &tenant).await?;
-            let token = token(&settings, &tenant, scopes, &ttl, kind, sub)?;
+            let token = token(
+                &jwt_issuer(&settings, &secrets),
+                &tenant,
+                scopes,
+                &ttl,
+                kind,
+                sub,
+            )?;
             println!("{token}");
             Ok(())
         }
         Command::Backup { to } => {
-            let backup = migrations::backup_to(settings.database_url.expose(), &to)
+            let backup = migrations::backup_to(settings.database_url().expose_secret(), &to)
                 .await
                 .context("backup")?;
             println!(
@@ -159,7 +184,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { from } => {
-            let restored = migrations::restore_from(&from, settings.database_url.expose())
+            let restored = migrations::restore_from(&from, settings.database_url().expose_secret())
                 .await
                 .context("restore")?;
             println!(
@@ -213,7 +238,8 @@ fn init_logging(settings: &Settings, serving: bool) {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // One server per SQLite file, and no restore under it: held until `serve` returns
     // (the OS releases it if the process dies).
-    let _lock = migrations::sqlite_path(settings.database_url.expose())
+    let secrets = bootstrap::secrets(&settings)?;
+    let _lock = migrations::sqlite_path(settings.database_url().expose_secret())
         .map(|path| migrations::ServerLock::acquire(&path))
         .transpose()
         .context("locking the database file")?;
@@ -234,12 +260,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.bind))?;
     tracing::info!(addr = %bound.addr, database = if settings.is_sqlite() { "sqlite" } else { "postgres" }, "listening");
     if let Some(demo) = demo {
-        banner(&settings, &demo, bound.addr)?;
+        banner(&jwt_issuer(&settings, &secrets), &demo, bound.addr)?;
     }
     let state = Arc::new(api::AppState::new(
         connected.db,
         Arc::new((connected.unscoped, connected.issuer)),
         settings,
+        &secrets,
     )?);
     log_rate_limits(&state).await;
     api::server::serve(bound, state, shutdown_signal()).await?;
@@ -267,17 +294,21 @@ async fn log_rate_limits(state: &api::AppState) {
     }
 }
 
+/// Signs development tokens with the server's own JWT secret, issuer and audience.
+fn jwt_issuer(settings: &Settings, secrets: &Secrets) -> JwtIssuer {
+    JwtIssuer::new(
+        secrets.jwt_secret.expose_secret().as_bytes(),
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+    )
+}
+
 /// What a fresh clone's first run prints: where things are, a token, a curl line.
 fn banner(
-    settings: &Settings,
+    issuer: &JwtIssuer,
     demo: &KnownTenant,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
-    let issuer = JwtIssuer::new(
-        settings.jwt_secret.expose().as_bytes(),
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-    );
     // The demo admin's token; a service token if the demo has no admin left.
     let (typ, sub) = match demo.admin_id {
         Some(admin) => (TokenType::User, admin.to_string()),
@@ -376,7 +407,7 @@ async fn find_by_slug(connected: &Connected, slug: &str) -> anyhow::Result<Known
 }
 
 fn token(
-    settings: &Settings,
+    issuer: &JwtIssuer,
     tenant: &KnownTenant,
     scopes: Vec<String>,
     ttl: &str,
@@ -402,11 +433,6 @@ fn token(
     let Some(sub) = sub.or(default_sub) else {
         bail!("a user token needs --sub <user id> for a tenant given by id (or without an admin)");
     };
-    let issuer = JwtIssuer::new(
-        settings.jwt_secret.expose().as_bytes(),
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-    );
     Ok(issuer.issue(
         TenantId::from_uuid(tenant.id),
         typ,
@@ -554,10 +580,18 @@ mod tests {
             assert_eq!(acme, demo);
             let admin = acme.admin_id.expect("the demo has its admin");
             let settings = Settings::for_tests("sqlite::memory:");
-            let jwt =
-                token(&settings, &acme, vec![], "1h", TokenKind::User, None).expect("token signs");
+            let secrets = bootstrap::secrets(&settings).expect("explicit secrets");
+            let jwt = token(
+                &jwt_issuer(&settings, &secrets),
+                &acme,
+                vec![],
+                "1h",
+                TokenKind::User,
+                None,
+            )
+            .expect("token signs");
             let verifier = api::auth::jwt::JwtVerifier::new(
-                settings.jwt_secret.expose().as_bytes(),
+                secrets.jwt_secret.expose_secret().as_bytes(),
                 &settings.jwt_issuer,
                 &settings.jwt_audience,
             );
@@ -584,11 +618,15 @@ mod tests {
             .await
             .expect("an id resolves");
         assert_eq!(tenant, KnownTenant { id, admin_id: None });
+        let issuer = jwt_issuer(
+            &settings,
+            &bootstrap::secrets(&settings).expect("explicit secrets"),
+        );
         assert!(
-            token(&settings, &tenant, vec![], "1h", TokenKind::User, None).is_err(),
+            token(&issuer, &tenant, vec![], "1h", TokenKind::User, None).is_err(),
             "a user token for a tenant given by id needs --sub"
         );
-        assert!(token(&settings, &tenant, vec![], "1h", TokenKind::Service, None).is_ok());
+        assert!(token(&issuer, &tenant, vec![], "1h", TokenKind::Service, None).is_ok());
     }
 
     #[test]

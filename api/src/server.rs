@@ -14,7 +14,7 @@ use poem::{Endpoint, EndpointExt as _, IntoResponse, Response, Route, Server, ge
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, AdmissionLimits};
 use crate::front::FrontDoor;
 use crate::middleware::{Edge, MAX_HEADER_BYTES, Methods, Problems, REQUEST_ID, RequestHead};
 use crate::openapi;
@@ -70,7 +70,7 @@ fn app_with(state: Arc<AppState>, public_metrics: bool) -> impl Endpoint<Output 
         .data(state.auth.clone())
         .data(state.clone())
         .with(Admission::new(
-            settings.admission,
+            AdmissionLimits::from(&settings.admission),
             settings.body,
             state.metrics.clone(),
         ))

@@ -1,64 +1,46 @@
-//! Typed configuration, read once from the environment in `main` and passed down.
+//! Typed configuration, declared once.
 //!
-//! Every variable is documented on the field it fills. Defaults are the embedded mode
-//! (SQLite under `./data`, bound to localhost); `TENANTRY_ENV=production` turns the
-//! missing-secret fallbacks into startup errors.
+//! Each setting is one field of [`Settings`]: its attribute names the environment variable
+//! (and the command-line flag) and gives the default and the parser, its doc comment is its
+//! documentation. `tenantry --help` prints them all; a test checks that the README's
+//! configuration table lists exactly these variables.
+//!
+//! Rules:
+//! - Reading the settings reads the environment and the arguments, nothing else: no file
+//!   is read or written here (the development secrets file is
+//!   [`crate::bootstrap::secrets`]'s).
+//! - A secret is a [`SecretString`]: `Debug` prints it redacted, clap's help never shows
+//!   its value (`hide_env_values`), and its parser cannot fail (so an error message cannot
+//!   echo it); its length is checked by [`Settings::check`], which names the variable only.
+//! - Defaults are the embedded mode (SQLite under `./data`, bound to localhost);
+//!   `TENANTRY_ENV=production` turns the missing-secret fallbacks into start-up errors.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::ArgAction;
 use ipnet::IpNet;
-use rand::RngCore as _;
-
-use crate::admission::{AdmissionLimits, BodyLimits};
-
-/// A secret value: never printed by `Debug` or `Display`, only read through
-/// [`Secret::expose`], so a settings dump in a log line cannot leak it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// Where the process runs; decides whether missing secrets may be generated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Environment {
     /// Local use: secrets are generated and persisted under the data directory, the
-    /// demo tenant is created on first start, logs may be pretty.
+    /// demo tenant is created on first start.
+    #[default]
+    #[value(alias = "dev")]
     Development,
     /// Real deployments: secrets must come from the environment.
+    #[value(alias = "prod")]
     Production,
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// One JSON object per line (the default; what log shippers expect).
+    /// One JSON object per line (what log shippers expect).
+    #[default]
     Json,
     /// Human-readable lines for a terminal.
     Pretty,
@@ -68,163 +50,265 @@ pub enum LogFormat {
 /// migration applied (`sea_orm_migration`) and poem's own start-up lines.
 pub const DEFAULT_SERVER_LOG: &str = "info,sea_orm_migration=warn,poem::server=warn";
 
-/// Everything the server and the CLI are configured with.
-#[derive(Debug, Clone)]
+/// The default SQLite location, relative to the working directory: the default data
+/// directory's `tenantry.db`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/tenantry.db?mode=rwc";
+
+/// The shortest secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Everything the server and the CLI are configured with. Each flag is also read from the
+/// environment variable named beside it (the usual way to configure a server).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// `TENANTRY_ENV`: `development` (default) or `production`. Production refuses to
-    /// start without `TENANTRY_JWT_SECRET` and `TENANTRY_SECRET_KEY`, and never seeds
-    /// the demo tenant.
+    /// Where the process runs: `development` or `production`. Production refuses to start
+    /// without TENANTRY_JWT_SECRET and TENANTRY_SECRET_KEY, and never seeds the demo tenant.
+    #[arg(long = "env", env = "TENANTRY_ENV", value_enum, default_value_t)]
     pub environment: Environment,
-    /// `TENANTRY_BIND`: the address the server listens on. Default `127.0.0.1:8080`.
+
+    /// The address the server listens on.
+    #[arg(long, env = "TENANTRY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// `TENANTRY_METRICS_BIND`: when set (e.g. `127.0.0.1:9090`), Prometheus metrics are
-    /// served at `/metrics` on a listener of their own at this address, and not on the
-    /// public one at all. Unset (the default): `/metrics` is served on `TENANTRY_BIND`
-    /// with the API, to anyone who can reach it — fine on localhost, not on a public
-    /// address.
+
+    /// When set (e.g. `127.0.0.1:9090`), Prometheus metrics are served at `/metrics` on a
+    /// listener of their own at this address, and not on the public one at all. Unset:
+    /// `/metrics` is served with the API, to anyone who can reach it — fine on localhost,
+    /// not on a public address.
+    #[arg(long, env = "TENANTRY_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
-    /// `DATABASE_URL`: `sqlite://…` (default `sqlite://./data/tenantry.db?mode=rwc`, run in
-    /// WAL mode) or `postgres://user:pass@host/db`.
-    pub database_url: Secret,
-    /// `TENANTRY_DB_MAX_CONNECTIONS`: the fixed pool size. Default 10 (PostgreSQL) or 4
-    /// (SQLite, where writers queue on one lock anyway).
-    pub db_max_connections: u32,
-    /// `TENANTRY_DB_ACQUIRE_TIMEOUT_MS`: how long a request waits for a database connection
-    /// (including opening one) before it fails as unavailable (503 + `Retry-After`); also
-    /// the bound of `/readyz`'s check. Default 1000: with the database down, requests and
-    /// probes fail within about a second instead of piling up.
+
+    /// `sqlite://…` (run in WAL mode) or `postgres://user:pass@host/db`. Default: SQLite
+    /// at `<data dir>/tenantry.db`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = secret)]
+    database_url: Option<SecretString>,
+
+    /// The fixed pool size. Default 10 (PostgreSQL) or 4 (SQLite, where writers queue on
+    /// one lock anyway).
+    #[arg(long, env = "TENANTRY_DB_MAX_CONNECTIONS")]
+    db_max_connections: Option<u32>,
+
+    /// Milliseconds a request waits for a database connection (including opening one)
+    /// before it fails as unavailable (503 + `Retry-After`); also the bound of `/readyz`'s
+    /// check. With the database down, requests and probes fail within about this long.
+    #[arg(long = "db-acquire-timeout-ms", env = "TENANTRY_DB_ACQUIRE_TIMEOUT_MS", default_value = "1000", value_parser = millis)]
     pub db_acquire_timeout: Duration,
-    /// `TENANTRY_SQLITE_MIN_FREE_BYTES`: the free space kept on the SQLite file's
-    /// filesystem: below it writes are refused with 507 and `/readyz` reports 503 (see
-    /// [`crate::storage`]). Default 64 MiB.
+
+    /// Free bytes kept on the SQLite file's filesystem: below it writes are refused with
+    /// 507 + `Retry-After` and `/readyz` reports 503 (64 MiB by default).
+    #[arg(long, env = "TENANTRY_SQLITE_MIN_FREE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub sqlite_min_free_bytes: u64,
-    /// `TENANTRY_DATA_DIR`: where the embedded mode keeps its files (the SQLite database
-    /// and, in development, the generated secrets). Default `./data`.
+
+    /// Where the embedded mode keeps its files: the SQLite database, in development the
+    /// generated secrets (`dev-secrets.json`, mode 0600, so tokens and API keys survive
+    /// restarts), and `tenants.json` (the slugs `tenantry seed` created, read only by
+    /// `loadtest run --tenants N`).
+    #[arg(long, env = "TENANTRY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// `TENANTRY_JWT_SECRET`: the HS256 key JWTs are verified with (at least 32 bytes),
-    /// shared with whatever issues tokens. Development: generated into
-    /// `<data dir>/dev-secrets.json` when unset.
-    pub jwt_secret: Secret,
-    /// `TENANTRY_JWT_ISSUER`: the required `iss` claim. Default `tenantry`.
+
+    /// The HS256 key JWTs are verified with (at least 32 bytes), shared with whatever
+    /// issues tokens. Development: generated into `<data dir>/dev-secrets.json` when unset.
+    #[arg(long, env = "TENANTRY_JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// The required `iss` claim of JWTs.
+    #[arg(long, env = "TENANTRY_JWT_ISSUER", default_value = "tenantry")]
     pub jwt_issuer: String,
-    /// `TENANTRY_JWT_AUDIENCE`: the required `aud` claim. Default `tenantry-api`.
+
+    /// The required `aud` claim of JWTs.
+    #[arg(long, env = "TENANTRY_JWT_AUDIENCE", default_value = "tenantry-api")]
     pub jwt_audience: String,
-    /// `TENANTRY_SECRET_KEY`: the server-only master key (at least 32 bytes). The API-key
-    /// pepper and the cursor-signing key are derived from it; changing it invalidates
-    /// every API key. Development: generated like the JWT secret.
-    pub secret_key: Secret,
-    /// `TENANTRY_CORS_ORIGINS`: comma-separated origins allowed to call the API from a
-    /// browser, e.g. `https://app.example.com,chrome-extension://abcdefghijklmnop`. Empty
-    /// (the default) allows none.
+
+    /// The server-only master key (at least 32 bytes). The API-key pepper and the
+    /// cursor-signing key are derived from it; changing it invalidates every API key.
+    /// Development: generated like the JWT secret.
+    #[arg(long, env = "TENANTRY_SECRET_KEY", hide_env_values = true, value_parser = secret)]
+    pub secret_key: Option<SecretString>,
+
+    /// Comma-separated origins allowed to call the API from a browser, e.g.
+    /// `https://app.example.com,chrome-extension://abcdefghijklmnop`; `*` allows any.
+    /// Default: none.
+    #[arg(long, env = "TENANTRY_CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
     pub cors_origins: Vec<String>,
-    /// The request body (see [`crate::admission`]): `TENANTRY_BODY_LIMIT_BYTES`, the
-    /// largest accepted after decompression (default 1 MiB; larger gets 413);
-    /// `TENANTRY_BODY_TIMEOUT_MS`, the whole body's deadline (default 20000);
-    /// `TENANTRY_BODY_MIN_RATE`, bytes per second it must keep up with (default 1024),
-    /// falling at most `TENANTRY_BODY_GRACE_MS` behind (default 5000); slower gets 408.
+
+    /// The request body's limits.
+    #[command(flatten)]
     pub body: BodyLimits,
-    /// `TENANTRY_REQUEST_TIMEOUT_MS`: how long one request may take before it is abandoned
-    /// with 503. Default 30000.
+
+    /// Milliseconds one request may take before it is abandoned with 503.
+    #[arg(long = "request-timeout-ms", env = "TENANTRY_REQUEST_TIMEOUT_MS", default_value = "30000", value_parser = millis)]
     pub request_timeout: Duration,
-    /// Overload protection and fair shares (see [`crate::admission`]):
-    /// `TENANTRY_MAX_IN_FLIGHT` requests served at once (default 64),
-    /// `TENANTRY_MAX_QUEUED` more waiting for a slot (default 512), each at most
-    /// `TENANTRY_QUEUE_TIMEOUT_MS` (default 1000); beyond that requests are shed at once
-    /// with 503 + `Retry-After`. Running + queued requests per tenant
-    /// (`TENANTRY_MAX_IN_FLIGHT_PER_TENANT`, default half the slots), per credential
-    /// (`…_PER_CREDENTIAL`, a quarter), for all anonymous traffic (`…_ANONYMOUS`, an
-    /// eighth) and per anonymous client address (`…_PER_ADDRESS`, a sixteenth).
-    pub admission: AdmissionLimits,
-    /// `TENANTRY_SYNC_SAFETY_WINDOW_MS`: in sync mode (`sort=updated_at`), rows changed less
-    /// than this long ago are held back, so a transaction that committed late with an
-    /// older `updated_at` is not skipped by a cursor that already moved past it. Must
-    /// exceed the longest write transaction. Default 2000.
+
+    /// Overload protection and fair shares.
+    #[command(flatten)]
+    pub admission: AdmissionSettings,
+
+    /// In sync mode (`sort=updated_at`), milliseconds during which changed rows are held
+    /// back, so a transaction that committed late with an older `updated_at` is not
+    /// skipped by a cursor that already moved past it. Must exceed the longest write
+    /// transaction.
+    #[arg(long = "sync-safety-window-ms", env = "TENANTRY_SYNC_SAFETY_WINDOW_MS", default_value = "2000", value_parser = millis)]
     pub sync_safety_window: Duration,
-    /// `TENANTRY_API_KEY_CACHE_SECS`: how long a verified API key is trusted without
-    /// asking the database again (a revoked key keeps working on other instances for at
-    /// most this long). Default 30.
+
+    /// Seconds a verified API key is trusted without asking the database again (a revoked
+    /// key keeps working on other instances for at most this long).
+    #[arg(long = "api-key-cache-secs", env = "TENANTRY_API_KEY_CACHE_SECS", default_value = "30", value_parser = seconds)]
     pub api_key_cache_ttl: Duration,
-    /// `TENANTRY_DEMO`: create the demo tenant `acme` with sample data on first start.
-    /// Default `true` in development, always `false` in production.
+
+    /// Create the demo tenant `acme` with sample data on first start (development only:
+    /// always off in production).
+    #[arg(long, env = "TENANTRY_DEMO", default_value_t = true, action = ArgAction::Set)]
     pub demo: bool,
-    /// `TENANTRY_LOG`: the log filter (`tracing` env-filter syntax). `None` (unset): the
-    /// server logs at `info` what an operator needs — not each migration applied nor
-    /// poem's own start-up lines ([`DEFAULT_SERVER_LOG`]) — and the other commands only
-    /// warnings, so that what they print is all there is.
+
+    /// The log filter (`tracing` env-filter syntax, e.g. `info,tenancy=debug`). Unset: the
+    /// server logs at `info` what an operator needs (not each migration applied nor poem's
+    /// start-up lines), the other commands only warnings, so that what they print is all
+    /// there is.
+    #[arg(long = "log", env = "TENANTRY_LOG")]
     pub log_filter: Option<String>,
-    /// `TENANTRY_LOG_FORMAT`: `json` (default) or `pretty`.
+
+    /// `json` or `pretty`.
+    #[arg(long, env = "TENANTRY_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
-    /// `REDIS_URL`: the Redis every instance shares its rate limits through
-    /// (`redis://[:password@]host:port[/db]`). Unset (the default): each instance limits
-    /// in-process. Set but unreachable or slow: each instance falls back to in-process
-    /// limits (fail-open, logged and counted in `/metrics`) and returns to Redis when it
-    /// answers again.
-    pub redis_url: Option<Secret>,
+
+    /// The Redis every instance shares its rate limits through
+    /// (`redis://[:password@]host:port[/db]`, or comma-separated node URLs of a Redis
+    /// Cluster). Unset: each instance limits in-process. Set but unreachable or slow: each
+    /// instance falls back to in-process limits (fail-open, logged and counted in
+    /// `/metrics`) and returns to Redis when it answers again.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = secret)]
+    pub redis_url: Option<SecretString>,
+
     /// Rate limits: quotas, window, Redis timeout, trusted proxies.
+    #[command(flatten)]
     pub rate_limit: RateLimitSettings,
+}
+
+/// The request body's limits (see [`crate::admission`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::Args)]
+pub struct BodyLimits {
+    /// The largest body accepted, in bytes after decompression; larger gets 413.
+    #[arg(long = "body-limit-bytes", env = "TENANTRY_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_bytes: usize,
+    /// Milliseconds by which the whole body must have arrived; later gets 408.
+    #[arg(long = "body-timeout-ms", env = "TENANTRY_BODY_TIMEOUT_MS", default_value = "20000", value_parser = millis)]
+    pub timeout: Duration,
+    /// Bytes per second a body must keep up with; slower gets 408.
+    #[arg(
+        long = "body-min-rate",
+        env = "TENANTRY_BODY_MIN_RATE",
+        default_value_t = 1024
+    )]
+    pub min_rate: u64,
+    /// Milliseconds a body may fall behind the minimum rate (a pause, the first bytes).
+    #[arg(long = "body-grace-ms", env = "TENANTRY_BODY_GRACE_MS", default_value = "5000", value_parser = millis)]
+    pub grace: Duration,
+}
+
+/// Overload protection and fair shares (see [`crate::admission`]): requests beyond a share
+/// or the queue are shed at once with 503 + `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::Args)]
+pub struct AdmissionSettings {
+    /// Requests served at once (at least 1).
+    #[arg(long, env = "TENANTRY_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Requests that may wait for a slot; more are shed at once with 503 + `Retry-After`
+    /// (`tenantry_http_requests_shed_total`); `/healthz`, `/readyz` and `/metrics` are
+    /// never shed.
+    #[arg(long, env = "TENANTRY_MAX_QUEUED", default_value_t = 512)]
+    pub max_queued: usize,
+    /// Milliseconds a request may wait for a slot.
+    #[arg(long = "queue-timeout-ms", env = "TENANTRY_QUEUE_TIMEOUT_MS", default_value = "1000", value_parser = millis)]
+    pub queue_timeout: Duration,
+    /// Running + queued requests of one tenant. Default: half the slots.
+    #[arg(long, env = "TENANTRY_MAX_IN_FLIGHT_PER_TENANT")]
+    pub per_tenant: Option<usize>,
+    /// Running + queued requests of one credential. Default: a quarter of the slots.
+    #[arg(long, env = "TENANTRY_MAX_IN_FLIGHT_PER_CREDENTIAL")]
+    pub per_credential: Option<usize>,
+    /// Running + queued requests without a credential (docs, spec, refused credentials),
+    /// all together. Default: an eighth of the slots.
+    #[arg(long, env = "TENANTRY_MAX_IN_FLIGHT_ANONYMOUS")]
+    pub anonymous: Option<usize>,
+    /// Running + queued requests of one anonymous client address. Default: a sixteenth of
+    /// the slots.
+    #[arg(long, env = "TENANTRY_MAX_IN_FLIGHT_PER_ADDRESS")]
+    pub per_address: Option<usize>,
+}
+
+impl AdmissionSettings {
+    /// `max_in_flight` slots, `max_queued` places in the queue, the default shares.
+    pub fn slots(max_in_flight: usize, max_queued: usize, queue_timeout: Duration) -> Self {
+        Self {
+            max_in_flight,
+            max_queued,
+            queue_timeout,
+            per_tenant: None,
+            per_credential: None,
+            anonymous: None,
+            per_address: None,
+        }
+    }
 }
 
 /// Rate limits (see [`crate::limits`]). Quotas are in cost units per window, refilled
 /// continuously; every operation's cost is published in the spec (`x-rate-limit-cost`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RateLimitSettings {
-    /// `TENANTRY_RATE_LIMIT_ENABLED`: `true` (default) or `false`. Off, nothing is refused
-    /// and no rate-limit header is sent (for benchmarks, or behind a gateway that limits).
+    /// Off, nothing is refused and no rate-limit header is sent (for benchmarks, or behind
+    /// a gateway that limits).
+    #[arg(long = "rate-limit-enabled", env = "TENANTRY_RATE_LIMIT_ENABLED", default_value_t = true, action = ArgAction::Set)]
     pub enabled: bool,
-    /// `TENANTRY_RATE_LIMIT_TENANT_QUOTA`: cost units per window for a whole tenant, all its
-    /// credentials together. Default 600 (a per-team budget like Salesloft's).
+    /// Cost units per window for a whole tenant, all its credentials together (a per-team
+    /// budget like Salesloft's). At least the dearest request's cost (35).
+    #[arg(
+        long = "rate-limit-tenant-quota",
+        env = "TENANTRY_RATE_LIMIT_TENANT_QUOTA",
+        default_value_t = 600
+    )]
     pub tenant_quota: u64,
-    /// `TENANTRY_RATE_LIMIT_CREDENTIAL_QUOTA`: cost units per window for one credential (an
-    /// API key, or a token's subject) inside its tenant's budget — smaller, so one
-    /// integration cannot starve the rest of its tenant. Default 300. Must be at least the
-    /// dearest request's cost (35), as must the tenant quota.
+    /// Cost units per window for one credential (an API key, or a token's subject) inside
+    /// its tenant's budget — smaller, so one integration cannot starve the rest of its
+    /// tenant. At least the dearest request's cost (35).
+    #[arg(
+        long = "rate-limit-credential-quota",
+        env = "TENANTRY_RATE_LIMIT_CREDENTIAL_QUOTA",
+        default_value_t = 300
+    )]
     pub credential_quota: u64,
-    /// `TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA`: cost units per window per client IP (IPv6:
-    /// per /64) for requests without a valid credential. Default 60.
+    /// Cost units per window per client IP (IPv6: per /64) for requests without a valid
+    /// credential.
+    #[arg(
+        long = "rate-limit-anonymous-quota",
+        env = "TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA",
+        default_value_t = 60
+    )]
     pub anonymous_quota: u64,
-    /// `TENANTRY_RATE_LIMIT_WINDOW_SECS`: the window of all three quotas, in seconds.
-    /// Default 60.
+    /// The window of all three quotas, in seconds.
+    #[arg(long = "rate-limit-window-secs", env = "TENANTRY_RATE_LIMIT_WINDOW_SECS", default_value = "60", value_parser = seconds)]
     pub window: Duration,
-    /// `TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS`: how long a decision waits for Redis before
-    /// the in-process limiter decides instead. Default 100: a reply that a loaded 2-core
-    /// host takes 50 ms for is slow, not lost, and falling back to per-instance budgets
-    /// for it weakens the limit more than the wait costs.
+    /// Milliseconds a decision waits for Redis before the in-process limiter decides
+    /// instead: a reply that a loaded 2-core host takes 50 ms for is slow, not lost, and
+    /// falling back to per-instance budgets for it weakens the limit more than the wait
+    /// costs.
+    #[arg(long = "rate-limit-redis-timeout-ms", env = "TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS", default_value = "100", value_parser = millis)]
     pub redis_timeout: Duration,
-    /// `TENANTRY_RATE_LIMIT_KEY_PREFIX`: prepended to every Redis key, so deployments can
-    /// share a Redis. Default `tenantry:`.
+    /// Prepended to every Redis key, so deployments can share a Redis.
+    #[arg(
+        long = "rate-limit-key-prefix",
+        env = "TENANTRY_RATE_LIMIT_KEY_PREFIX",
+        default_value = "tenantry:"
+    )]
     pub key_prefix: String,
-    /// `TENANTRY_TRUSTED_PROXIES`: comma-separated addresses and CIDR blocks of the reverse
-    /// proxies / load balancers in front of the API, e.g. `10.0.0.0/8,192.0.2.10`. Only
-    /// for a request whose peer is one of them is the client address taken from
-    /// `X-Forwarded-For` (its right-most address that is not a trusted proxy); from any
-    /// other peer the header is ignored, so it cannot be forged. Default empty: the peer
-    /// address is the client.
+    /// Comma-separated addresses and CIDR blocks of the reverse proxies / load balancers
+    /// in front of the API, e.g. `10.0.0.0/8,192.0.2.10`. Only for a request whose peer is
+    /// one of them is the client address taken from `X-Forwarded-For` (its right-most
+    /// address that is not a trusted proxy); from any other peer the header is ignored, so
+    /// it cannot be forged. Default: none (the peer address is the client).
+    #[arg(long, env = "TENANTRY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = network)]
     pub trusted_proxies: Vec<IpNet>,
 }
 
 impl RateLimitSettings {
-    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        Ok(Self {
-            enabled: parse(lookup, "TENANTRY_RATE_LIMIT_ENABLED", true)?,
-            tenant_quota: parse(lookup, "TENANTRY_RATE_LIMIT_TENANT_QUOTA", 600)?,
-            credential_quota: parse(lookup, "TENANTRY_RATE_LIMIT_CREDENTIAL_QUOTA", 300)?,
-            anonymous_quota: parse(lookup, "TENANTRY_RATE_LIMIT_ANONYMOUS_QUOTA", 60)?,
-            window: Duration::from_secs(parse(lookup, "TENANTRY_RATE_LIMIT_WINDOW_SECS", 60)?),
-            redis_timeout: Duration::from_millis(parse(
-                lookup,
-                "TENANTRY_RATE_LIMIT_REDIS_TIMEOUT_MS",
-                100,
-            )?),
-            key_prefix: lookup("TENANTRY_RATE_LIMIT_KEY_PREFIX")
-                .unwrap_or_else(|| "tenantry:".to_owned()),
-            trusted_proxies: match lookup("TENANTRY_TRUSTED_PROXIES") {
-                None => Vec::new(),
-                Some(raw) => parse_networks(&raw)
-                    .map_err(|reason| invalid("TENANTRY_TRUSTED_PROXIES", reason))?,
-            },
-        })
-    }
-
     /// Limits that tests never reach unless they lower them: a million units a minute.
     pub fn generous() -> Self {
         Self {
@@ -240,26 +324,10 @@ impl RateLimitSettings {
     }
 }
 
-/// A comma-separated list of IP addresses (one host each) and CIDR blocks; blanks around
-/// entries are ignored.
-fn parse_networks(raw: &str) -> Result<Vec<IpNet>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            entry
-                .parse::<IpNet>()
-                .map(|net| net.trunc())
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("`{entry}` is neither an IP address nor a CIDR block"))
-        })
-        .collect()
-}
-
-/// A configuration value that could not be used.
+/// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// A variable is set to something that does not parse.
+    /// A variable is set to something that cannot be used.
     #[error("{var}: {reason}")]
     Invalid {
         /// The environment variable.
@@ -267,225 +335,105 @@ pub enum SettingsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The environment or the arguments do not parse (clap's message: the flag, the
+    /// value, what was expected).
+    #[error("{0}")]
+    Unparsable(String),
     /// A secret is missing where it cannot be generated.
     #[error("{var} must be set when TENANTRY_ENV=production")]
     MissingSecret {
         /// The environment variable.
         var: &'static str,
     },
-    /// The development secrets file could not be read or written.
-    #[error("development secrets in {path}: {reason}")]
-    DevSecrets {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        reason: String,
-    },
 }
 
-/// The default SQLite location, relative to the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/tenantry.db?mode=rwc";
-const MIN_SECRET_BYTES: usize = 32;
-
 impl Settings {
-    /// Reads the settings from the process environment.
+    /// Reads the settings from the process environment alone (no arguments) and checks
+    /// them.
+    ///
+    /// # Errors
+    /// A variable that does not parse, or a combination that cannot work.
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-    }
-
-    /// Reads the settings through `lookup` (the environment in production, a map in
-    /// tests). Missing development secrets are generated and persisted.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let environment = match lookup("TENANTRY_ENV").as_deref() {
-            None | Some("development" | "dev") => Environment::Development,
-            Some("production" | "prod") => Environment::Production,
-            Some(other) => {
-                return Err(invalid(
-                    "TENANTRY_ENV",
-                    format!("`{other}` is not development|production"),
-                ));
-            }
-        };
-        let data_dir =
-            PathBuf::from(lookup("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
-        let database_url = lookup("DATABASE_URL").unwrap_or_else(|| {
-            if lookup("TENANTRY_DATA_DIR").is_some() {
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    data_dir.join("tenantry.db").display()
-                )
-            } else {
-                DEFAULT_DATABASE_URL.to_owned()
-            }
-        });
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
-            return Err(invalid(
-                "DATABASE_URL",
-                "must start with sqlite:// or postgres://".to_owned(),
-            ));
+        #[derive(clap::Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            settings: Settings,
         }
-        let is_sqlite = database_url.starts_with("sqlite:");
-
-        let (jwt_secret, secret_key) = match environment {
-            Environment::Production => (
-                require_secret(&lookup, "TENANTRY_JWT_SECRET")?,
-                require_secret(&lookup, "TENANTRY_SECRET_KEY")?,
-            ),
-            Environment::Development => {
-                let jwt = lookup("TENANTRY_JWT_SECRET");
-                let key = lookup("TENANTRY_SECRET_KEY");
-                let dev = if jwt.is_none() || key.is_none() {
-                    Some(DevSecrets::load_or_create(&data_dir)?)
-                } else {
-                    None
-                };
-                let pick = |set: Option<String>, var, generated: fn(&DevSecrets) -> &str| match set
-                {
-                    Some(value) => check_secret(var, value),
-                    None => Ok(Secret::new(dev.as_ref().map(generated).unwrap_or_default())),
-                };
-                (
-                    pick(jwt, "TENANTRY_JWT_SECRET", |d| &d.jwt_secret)?,
-                    pick(key, "TENANTRY_SECRET_KEY", |d| &d.secret_key)?,
-                )
-            }
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let command = with_environment(EnvOnly::command());
+        let unparsable = |e: clap::Error| {
+            let from = variable_behind(&e, &command).map(|var| format!(" (from {var})"));
+            SettingsError::Unparsable(format!(
+                "{}{}",
+                e.to_string().trim(),
+                from.unwrap_or_default()
+            ))
         };
-
-        let cors_origins = lookup("TENANTRY_CORS_ORIGINS")
-            .map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let log_format = match lookup("TENANTRY_LOG_FORMAT").as_deref() {
-            None | Some("json") => LogFormat::Json,
-            Some("pretty") => LogFormat::Pretty,
-            Some(other) => {
-                return Err(invalid(
-                    "TENANTRY_LOG_FORMAT",
-                    format!("`{other}` is not json|pretty"),
-                ));
-            }
-        };
-        let demo = match environment {
-            Environment::Production => false,
-            Environment::Development => parse(&lookup, "TENANTRY_DEMO", true)?,
-        };
-
-        Ok(Self {
-            environment,
-            bind: parse(
-                &lookup,
-                "TENANTRY_BIND",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?,
-            metrics_bind: parse_optional(&lookup, "TENANTRY_METRICS_BIND")?,
-            database_url: Secret::new(database_url),
-            db_max_connections: parse(
-                &lookup,
-                "TENANTRY_DB_MAX_CONNECTIONS",
-                if is_sqlite { 4 } else { 10 },
-            )?,
-            db_acquire_timeout: Duration::from_millis(parse(
-                &lookup,
-                "TENANTRY_DB_ACQUIRE_TIMEOUT_MS",
-                1_000,
-            )?),
-            sqlite_min_free_bytes: parse(
-                &lookup,
-                "TENANTRY_SQLITE_MIN_FREE_BYTES",
-                64 * 1024 * 1024,
-            )?,
-            data_dir,
-            jwt_secret,
-            jwt_issuer: lookup("TENANTRY_JWT_ISSUER").unwrap_or_else(|| "tenantry".to_owned()),
-            jwt_audience: lookup("TENANTRY_JWT_AUDIENCE")
-                .unwrap_or_else(|| "tenantry-api".to_owned()),
-            secret_key,
-            cors_origins,
-            body: BodyLimits {
-                max_bytes: parse(&lookup, "TENANTRY_BODY_LIMIT_BYTES", 1024 * 1024)?,
-                timeout: Duration::from_millis(parse(&lookup, "TENANTRY_BODY_TIMEOUT_MS", 20_000)?),
-                min_rate: parse(&lookup, "TENANTRY_BODY_MIN_RATE", 1024)?,
-                grace: Duration::from_millis(parse(&lookup, "TENANTRY_BODY_GRACE_MS", 5_000)?),
-            },
-            request_timeout: Duration::from_millis(parse(
-                &lookup,
-                "TENANTRY_REQUEST_TIMEOUT_MS",
-                30_000,
-            )?),
-            admission: {
-                let max_in_flight = parse(&lookup, "TENANTRY_MAX_IN_FLIGHT", 64_usize)?.max(1);
-                let defaults = AdmissionLimits::with_default_shares(
-                    max_in_flight,
-                    parse(&lookup, "TENANTRY_MAX_QUEUED", 512)?,
-                    Duration::from_millis(parse(&lookup, "TENANTRY_QUEUE_TIMEOUT_MS", 1_000)?),
-                );
-                AdmissionLimits {
-                    per_tenant: parse(
-                        &lookup,
-                        "TENANTRY_MAX_IN_FLIGHT_PER_TENANT",
-                        defaults.per_tenant,
-                    )?
-                    .max(1),
-                    per_credential: parse(
-                        &lookup,
-                        "TENANTRY_MAX_IN_FLIGHT_PER_CREDENTIAL",
-                        defaults.per_credential,
-                    )?
-                    .max(1),
-                    anonymous: parse(
-                        &lookup,
-                        "TENANTRY_MAX_IN_FLIGHT_ANONYMOUS",
-                        defaults.anonymous,
-                    )?
-                    .max(1),
-                    per_address: parse(
-                        &lookup,
-                        "TENANTRY_MAX_IN_FLIGHT_PER_ADDRESS",
-                        defaults.per_address,
-                    )?
-                    .max(1),
-                    ..defaults
-                }
-            },
-            sync_safety_window: Duration::from_millis(parse(
-                &lookup,
-                "TENANTRY_SYNC_SAFETY_WINDOW_MS",
-                domain::pagination::DEFAULT_SYNC_SAFETY_WINDOW.as_millis() as u64,
-            )?),
-            api_key_cache_ttl: Duration::from_secs(parse(
-                &lookup,
-                "TENANTRY_API_KEY_CACHE_SECS",
-                30,
-            )?),
-            demo,
-            log_filter: lookup("TENANTRY_LOG"),
-            log_format,
-            redis_url: lookup("REDIS_URL").map(Secret::new),
-            rate_limit: RateLimitSettings::from_lookup(&lookup)?,
-        })
+        let matches = command
+            .clone()
+            .try_get_matches_from(["tenantry"])
+            .map_err(unparsable)?;
+        EnvOnly::from_arg_matches(&matches)
+            .map_err(unparsable)?
+            .settings
+            .check()
     }
 
-    /// Settings for tests and tools: development defaults with the given secrets, a
+    /// Refuses what cannot work — production without its secrets, a secret shorter than
+    /// [`MIN_SECRET_BYTES`], a database URL of another scheme — and turns the demo off in
+    /// production.
+    ///
+    /// # Errors
+    /// The first of these, naming its variable (never its value).
+    pub fn check(mut self) -> Result<Self, SettingsError> {
+        for (var, secret) in [
+            ("TENANTRY_JWT_SECRET", &self.jwt_secret),
+            ("TENANTRY_SECRET_KEY", &self.secret_key),
+        ] {
+            match secret {
+                Some(value) if value.expose_secret().len() < MIN_SECRET_BYTES => {
+                    return Err(SettingsError::Invalid {
+                        var,
+                        reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                    });
+                }
+                None if self.environment == Environment::Production => {
+                    return Err(SettingsError::MissingSecret { var });
+                }
+                _ => {}
+            }
+        }
+        let url = self.database_url();
+        if !(url.expose_secret().starts_with("sqlite:")
+            || url.expose_secret().starts_with("postgres"))
+        {
+            return Err(SettingsError::Invalid {
+                var: "DATABASE_URL",
+                reason: "must start with sqlite:// or postgres://".to_owned(),
+            });
+        }
+        if self.environment == Environment::Production {
+            self.demo = false;
+        }
+        Ok(self)
+    }
+
+    /// Settings for tests and tools: development defaults with fixed secrets, the given
     /// database URL, no demo data and no files touched.
     pub fn for_tests(database_url: &str) -> Self {
         Self {
             environment: Environment::Development,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_bind: None,
-            database_url: Secret::new(database_url),
-            db_max_connections: 4,
+            database_url: Some(database_url.into()),
+            db_max_connections: Some(4),
             db_acquire_timeout: Duration::from_secs(1),
             sqlite_min_free_bytes: 64 * 1024 * 1024,
             data_dir: std::env::temp_dir(),
-            jwt_secret: Secret::new("test-jwt-secret-test-jwt-secret-test-jwt-secret"),
+            jwt_secret: Some("test-jwt-secret-test-jwt-secret-test-jwt-secret".into()),
             jwt_issuer: "tenantry".to_owned(),
             jwt_audience: "tenantry-api".to_owned(),
-            secret_key: Secret::new("test-secret-key-test-secret-key-test-secret-key"),
+            secret_key: Some("test-secret-key-test-secret-key-test-secret-key".into()),
             cors_origins: vec!["chrome-extension://abcdefghijklmnopabcdefghijklmnop".to_owned()],
             body: BodyLimits {
                 max_bytes: 64 * 1024,
@@ -494,7 +442,7 @@ impl Settings {
                 grace: Duration::from_secs(5),
             },
             request_timeout: Duration::from_secs(30),
-            admission: AdmissionLimits::with_default_shares(64, 512, Duration::from_secs(1)),
+            admission: AdmissionSettings::slots(64, 512, Duration::from_secs(1)),
             sync_safety_window: Duration::ZERO,
             api_key_cache_ttl: Duration::from_secs(30),
             demo: false,
@@ -505,232 +453,169 @@ impl Settings {
         }
     }
 
+    /// The database: `DATABASE_URL`, or SQLite at `<data dir>/tenantry.db`.
+    pub fn database_url(&self) -> SecretString {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("tenantry.db").display()
+            )
+            .into()
+        })
+    }
+
+    /// The pool size: `TENANTRY_DB_MAX_CONNECTIONS`, or 4 for SQLite and 10 for PostgreSQL.
+    pub fn db_max_connections(&self) -> u32 {
+        self.db_max_connections
+            .unwrap_or(if self.is_sqlite() { 4 } else { 10 })
+    }
+
     /// Whether the database is SQLite (the embedded mode).
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.expose().starts_with("sqlite:")
+        self.database_url().expose_secret().starts_with("sqlite:")
     }
 }
 
-fn invalid(var: &'static str, reason: String) -> SettingsError {
-    SettingsError::Invalid { var, reason }
+/// `command` reading the environment as operators expect: a variable set to the empty
+/// string counts as unset (what `VAR=` in a compose or unit file means).
+pub fn with_environment(command: clap::Command) -> clap::Command {
+    command.mut_args(|arg| {
+        let empty = arg
+            .get_env()
+            .is_some_and(|var| std::env::var_os(var).is_some_and(|value| value.is_empty()));
+        if empty { arg.env(None) } else { arg }
+    })
 }
 
-fn parse<T>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: T,
-) -> Result<T, SettingsError>
-where
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    match lookup(var) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| invalid(var, format!("`{raw}`: {e}"))),
+/// The environment variable an invalid value of `error` came from, when it came from one
+/// (clap's message names only the flag).
+pub fn variable_behind(error: &clap::Error, command: &clap::Command) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = shown.strip_prefix("--")?.split([' ', '=']).next()?;
+    let flag_given =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    let arg = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?;
+    let var = arg.get_env()?.to_string_lossy().into_owned();
+    (!flag_given && std::env::var_os(&var).is_some()).then_some(var)
+}
+
+/// A secret: taken as it is (its length is checked by [`Settings::check`], so that no
+/// parse error can print it).
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(raw.into())
+}
+
+/// A whole number of milliseconds.
+fn millis(raw: &str) -> Result<Duration, std::num::ParseIntError> {
+    raw.trim().parse().map(Duration::from_millis)
+}
+
+/// A whole number of seconds.
+fn seconds(raw: &str) -> Result<Duration, std::num::ParseIntError> {
+    raw.trim().parse().map(Duration::from_secs)
+}
+
+/// A browser origin, blanks around it dropped.
+fn origin(raw: &str) -> Result<String, String> {
+    match raw.trim() {
+        "" => Err("an empty origin (a doubled or trailing comma?)".to_owned()),
+        origin => Ok(origin.to_owned()),
     }
 }
 
-/// Like [`parse`], for a variable without a default: `None` when unset.
-fn parse_optional<T>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-) -> Result<Option<T>, SettingsError>
-where
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    lookup(var)
-        .map(|raw| {
-            raw.trim()
-                .parse()
-                .map_err(|e: T::Err| invalid(var, format!("`{raw}`: {e}")))
-        })
-        .transpose()
-}
-
-fn check_secret(var: &'static str, value: String) -> Result<Secret, SettingsError> {
-    if value.len() < MIN_SECRET_BYTES {
-        return Err(invalid(
-            var,
-            format!("must be at least {MIN_SECRET_BYTES} bytes"),
-        ));
-    }
-    Ok(Secret::new(value))
-}
-
-fn require_secret(
-    lookup: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-) -> Result<Secret, SettingsError> {
-    match lookup(var) {
-        Some(value) => check_secret(var, value),
-        None => Err(SettingsError::MissingSecret { var }),
-    }
-}
-
-/// The secrets development generates once and keeps in `<data dir>/dev-secrets.json`,
-/// so tokens and API keys survive restarts.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct DevSecrets {
-    jwt_secret: String,
-    secret_key: String,
-}
-
-impl DevSecrets {
-    const FILE: &'static str = "dev-secrets.json";
-
-    fn load_or_create(dir: &Path) -> Result<Self, SettingsError> {
-        let path = dir.join(Self::FILE);
-        let fail = |reason: String| SettingsError::DevSecrets {
-            path: path.clone(),
-            reason,
-        };
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secrets = Self {
-                    jwt_secret: random_secret(),
-                    secret_key: random_secret(),
-                };
-                std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-                let json = serde_json::to_vec_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
-                write_private(&path, &json).map_err(|e| fail(e.to_string()))?;
-                Ok(secrets)
-            }
-            Err(e) => Err(fail(e.to_string())),
-        }
-    }
-}
-
-/// 32 random bytes, base64url: 43 characters.
-fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+/// An IP address (one host) or a CIDR block (its host bits dropped).
+fn network(raw: &str) -> Result<IpNet, String> {
+    let entry = raw.trim();
+    entry
+        .parse::<IpNet>()
+        .map(|net| net.trunc())
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{entry}` is neither an IP address nor a CIDR block"))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use clap::{CommandFactory as _, FromArgMatches as _};
 
     use super::*;
 
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
     }
 
-    fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tenantry-settings-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).ok();
-        dir
+    /// The settings given `flags` alone, checked: the test process's own environment (CI
+    /// sets `DATABASE_URL`) is not read.
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let matches = Cli::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(std::iter::once("tenantry").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        cli.settings.check().map_err(|e| e.to_string())
+    }
+
+    const SECRETS: [&str; 4] = [
+        "--jwt-secret",
+        "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj",
+        "--secret-key",
+        "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+    ];
+
+    fn with_secrets(flags: &[&'static str]) -> Vec<&'static str> {
+        SECRETS.iter().chain(flags).copied().collect()
     }
 
     #[test]
     fn production_refuses_to_start_without_secrets() {
-        let err = Settings::from_lookup(lookup(&[("TENANTRY_ENV", "production")])).err();
-        assert!(
-            matches!(
-                err,
-                Some(SettingsError::MissingSecret {
-                    var: "TENANTRY_JWT_SECRET"
-                })
-            ),
-            "{err:?}"
+        let err = settings(&["--env", "production"]).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("TENANTRY_JWT_SECRET must be set when TENANTRY_ENV=production")
         );
-        let err = Settings::from_lookup(lookup(&[
-            ("TENANTRY_ENV", "production"),
-            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
-        ]))
-        .err();
-        assert!(
-            matches!(
-                err,
-                Some(SettingsError::MissingSecret {
-                    var: "TENANTRY_SECRET_KEY"
-                })
-            ),
-            "{err:?}"
+        let err = settings(&["--env", "prod", "--jwt-secret", &"j".repeat(32)]).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("TENANTRY_SECRET_KEY must be set when TENANTRY_ENV=production")
         );
     }
 
     #[test]
-    fn production_rejects_short_secrets_and_never_seeds_the_demo() {
-        let short = Settings::from_lookup(lookup(&[
-            ("TENANTRY_ENV", "production"),
-            ("TENANTRY_JWT_SECRET", "short"),
-            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
-        ]));
-        assert!(matches!(
-            short,
-            Err(SettingsError::Invalid {
-                var: "TENANTRY_JWT_SECRET",
-                ..
-            })
-        ));
-        let ok = Settings::from_lookup(lookup(&[
-            ("TENANTRY_ENV", "production"),
-            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
-            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
-            ("TENANTRY_DEMO", "true"),
-        ]));
-        assert!(ok.is_ok_and(|s| !s.demo));
-    }
-
-    #[test]
-    fn development_generates_secrets_once_and_reuses_them() {
-        let dir = temp_dir();
-        let dir_str = dir.display().to_string();
-        let first = Settings::from_lookup(lookup(&[("TENANTRY_DATA_DIR", &dir_str)]));
-        let second = Settings::from_lookup(lookup(&[("TENANTRY_DATA_DIR", &dir_str)]));
-        let (Ok(first), Ok(second)) = (first, second) else {
-            panic!("settings failed")
-        };
-        assert_eq!(first.jwt_secret, second.jwt_secret);
-        assert_eq!(first.secret_key, second.secret_key);
-        assert!(first.jwt_secret.expose().len() >= 32);
-        assert_ne!(first.jwt_secret, first.secret_key);
-        assert!(first.database_url.expose().contains("tenantry.db"));
-        std::fs::remove_dir_all(dir).ok();
+    fn short_secrets_are_refused_without_being_shown_and_production_never_seeds_the_demo() {
+        let err = settings(&["--jwt-secret", "short-secret-value"]).err();
+        let err = err.unwrap_or_default();
+        assert!(
+            err.starts_with("TENANTRY_JWT_SECRET: must be at least 32"),
+            "{err}"
+        );
+        assert!(!err.contains("short-secret-value"), "{err}");
+        let production = settings(&with_secrets(&["--env", "production", "--demo", "true"]));
+        assert!(production.is_ok_and(|s| !s.demo));
     }
 
     #[test]
     fn defaults_are_the_embedded_mode() {
-        let dir = temp_dir();
-        let s = Settings::from_lookup(lookup(&[
-            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
-            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
-        ]));
-        let Ok(s) = s else { panic!("settings failed") };
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.environment, Environment::Development);
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
-        assert!(s.demo && s.is_sqlite());
+        assert_eq!(s.database_url().expose_secret(), DEFAULT_DATABASE_URL);
+        assert!(s.demo && s.is_sqlite() && s.db_max_connections() == 4);
+        assert!(s.jwt_secret.is_none() && s.secret_key.is_none());
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.db_acquire_timeout, Duration::from_secs(1));
+        assert_eq!(s.body.max_bytes, 1024 * 1024);
+        assert_eq!(
+            s.admission,
+            AdmissionSettings::slots(64, 512, Duration::from_secs(1))
+        );
         let limits = &s.rate_limit;
-        assert!(limits.enabled && s.redis_url.is_none());
+        assert!(limits.enabled && s.redis_url.is_none() && limits.trusted_proxies.is_empty());
         assert_eq!(
             (
                 limits.tenant_quota,
@@ -740,28 +625,39 @@ mod tests {
             (600, 300, 60)
         );
         assert_eq!(limits.window, Duration::from_secs(60));
-        std::fs::remove_dir_all(dir).ok();
+        assert_eq!(limits.redis_timeout, Duration::from_millis(100));
     }
 
     #[test]
-    fn trusted_proxies_are_addresses_and_cidr_blocks_and_none_by_default() {
-        let base = [
-            ("TENANTRY_JWT_SECRET", "j".repeat(32)),
-            ("TENANTRY_SECRET_KEY", "k".repeat(32)),
-        ];
-        let with = |proxies: Option<&str>| {
-            let mut vars: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            vars.extend(proxies.map(|p| ("TENANTRY_TRUSTED_PROXIES", p)));
-            Settings::from_lookup(lookup(&vars)).map(|s| s.rate_limit.trusted_proxies)
-        };
-        assert!(with(None).is_ok_and(|p| p.is_empty()));
-        let parsed = with(Some(
-            " 10.0.0.0/8, 192.0.2.10 ,2001:db8::/32,10.1.2.3/16,, ",
-        ));
-        let Ok(parsed) = parsed else {
-            panic!("{parsed:?}")
-        };
-        let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+    fn the_data_dir_places_the_database_and_postgres_gets_a_bigger_pool() {
+        let s = settings(&["--data-dir", "/srv/t"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.database_url().expose_secret(),
+            "sqlite:///srv/t/tenantry.db?mode=rwc"
+        );
+        let s =
+            settings(&["--database-url", "postgres://u@h/db"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.is_sqlite() && s.db_max_connections() == 10);
+        let err = settings(&["--database-url", "mysql://u@h/db"]).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("DATABASE_URL: must start with sqlite:// or postgres://")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_cidr_blocks() {
+        let parsed = settings(&[
+            "--trusted-proxies",
+            " 10.0.0.0/8, 192.0.2.10 ,2001:db8::/32,10.1.2.3/16",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shown: Vec<String> = parsed
+            .rate_limit
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         // A host is a /32 (/128); host bits of a block are dropped.
         assert_eq!(
             shown,
@@ -773,69 +669,121 @@ mod tests {
             ]
         );
         for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.1 10.0.0.2", "*"] {
-            let err = with(Some(bad));
+            let err = settings(&["--trusted-proxies", bad])
+                .err()
+                .unwrap_or_default();
             assert!(
-                matches!(
-                    &err,
-                    Err(SettingsError::Invalid {
-                        var: "TENANTRY_TRUSTED_PROXIES",
-                        reason,
-                    }) if reason.contains(bad)
-                ),
-                "{bad}: {err:?}"
+                err.contains("TRUSTED_PROXIES") || err.contains("trusted-proxies"),
+                "{bad}: {err}"
             );
+            assert!(err.contains(bad), "{bad}: {err}");
         }
     }
 
     #[test]
     fn metrics_get_their_own_listener_only_when_an_address_is_set() {
-        let with = |bind: Option<&str>| {
-            let mut vars = vec![
-                ("TENANTRY_JWT_SECRET", "j".repeat(32)),
-                ("TENANTRY_SECRET_KEY", "k".repeat(32)),
-            ];
-            vars.extend(bind.map(|b| ("TENANTRY_METRICS_BIND", b.to_owned())));
-            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            Settings::from_lookup(lookup(&vars)).map(|s| s.metrics_bind)
-        };
-        assert!(with(None).is_ok_and(|b| b.is_none()));
-        let bound = with(Some(" 127.0.0.1:9090 "));
-        assert!(
-            bound
-                .as_ref()
-                .is_ok_and(|b| *b == Some(SocketAddr::from(([127, 0, 0, 1], 9090)))),
-            "{bound:?}"
-        );
-        assert!(matches!(
-            with(Some("localhost")),
-            Err(SettingsError::Invalid {
-                var: "TENANTRY_METRICS_BIND",
-                ..
-            })
-        ));
+        assert!(settings(&[]).is_ok_and(|s| s.metrics_bind.is_none()));
+        let bound = settings(&["--metrics-bind", "127.0.0.1:9090"]).map(|s| s.metrics_bind);
+        assert_eq!(bound, Ok(Some(SocketAddr::from(([127, 0, 0, 1], 9090)))));
+        let err = settings(&["--metrics-bind", "localhost"])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("metrics-bind"), "{err}");
     }
 
     #[test]
-    fn secrets_are_redacted_in_debug_output() {
+    fn secrets_are_redacted_in_debug_output_and_help() {
         let s = Settings::for_tests("sqlite::memory:");
         let dump = format!("{s:?}");
         assert!(!dump.contains("test-jwt-secret"), "{dump}");
-        assert!(dump.contains("[redacted]"));
+        assert!(dump.contains("REDACTED"), "{dump}");
+        let help = Cli::command().render_long_help().to_string();
+        for var in [
+            "TENANTRY_JWT_SECRET",
+            "TENANTRY_SECRET_KEY",
+            "DATABASE_URL",
+            "REDIS_URL",
+        ] {
+            assert!(help.contains(&format!("[env: {var}]")), "{var} in\n{help}");
+        }
+    }
+
+    /// The README's configuration table, rendered from the declarations: one row per
+    /// variable, its default, its doc.
+    fn readme_table() -> String {
+        let mut table = String::from("| variable | default | meaning |\n|---|---|---|\n");
+        for arg in Cli::command().get_arguments() {
+            let Some(var) = arg.get_env() else { continue };
+            let default: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| format!("`{}`", v.to_string_lossy()))
+                .collect();
+            let default = if default.is_empty() {
+                "unset".to_owned()
+            } else {
+                default.join(", ")
+            };
+            let doc = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(ToString::to_string);
+            let doc = doc
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            table.push_str(&format!(
+                "| `{}` | {default} | {} |\n",
+                var.to_string_lossy(),
+                doc.replace('|', "\\|")
+            ));
+        }
+        table
+    }
+
+    /// The README's table of settings is rendered from the declarations: it cannot drift.
+    /// `UPDATE_README=1 cargo test -p api --lib readme` rewrites it.
+    #[test]
+    fn the_readme_lists_every_setting_as_declared() {
+        const BEGIN: &str = "<!-- settings: rendered from api/src/settings.rs by a test -->\n";
+        const END: &str = "<!-- /settings -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (Some(start), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
+            panic!("README.md has no {BEGIN:?} … {END:?} block")
+        };
+        let current = &readme[start + BEGIN.len()..end];
+        let wanted = readme_table();
+        if current == wanted {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some() {
+            let updated = format!("{}{BEGIN}{wanted}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, updated).unwrap_or_else(|e| panic!("{e}"));
+            return;
+        }
+        panic!(
+            "README.md's settings table differs from api/src/settings.rs; run \
+             `UPDATE_README=1 cargo test -p api --lib readme`.\nwanted:\n{wanted}\nfound:\n{current}"
+        );
     }
 
     #[test]
-    fn invalid_values_name_their_variable() {
-        let err = Settings::from_lookup(lookup(&[
-            ("TENANTRY_JWT_SECRET", &"j".repeat(32)),
-            ("TENANTRY_SECRET_KEY", &"k".repeat(32)),
-            ("TENANTRY_BIND", "not-an-address"),
-        ]));
-        assert!(matches!(
-            err,
-            Err(SettingsError::Invalid {
-                var: "TENANTRY_BIND",
-                ..
-            })
-        ));
+    fn every_setting_has_a_variable_and_a_doc() {
+        let command = Cli::command();
+        let arguments: Vec<_> = command
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help"))
+            .collect();
+        assert!(arguments.len() > 30, "{}", arguments.len());
+        for arg in arguments {
+            let name = arg.get_id();
+            assert!(
+                arg.get_env().is_some(),
+                "{name} has no environment variable"
+            );
+            assert!(arg.get_help().is_some(), "{name} has no doc");
+        }
     }
 }

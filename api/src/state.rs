@@ -12,7 +12,10 @@ use crate::auth::{Authenticator, UnscopedHandle};
 use crate::context::tenants::Tenants;
 use crate::cursor::CursorCodec;
 use crate::metrics::Metrics;
-use crate::settings::{Secret, Settings};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::bootstrap::Secrets;
+use crate::settings::Settings;
 use crate::storage::StorageGuard;
 
 /// Keys derived from `TENANTRY_SECRET_KEY`, one per purpose, so that no two features
@@ -33,9 +36,9 @@ impl std::fmt::Debug for Keys {
 
 impl Keys {
     /// Derives the keys from the master secret: `HMAC-SHA256(master, label)`.
-    pub fn derive(master: &Secret) -> Self {
+    pub fn derive(master: &SecretString) -> Self {
         let derive = |label: &str| -> [u8; 32] {
-            let mut mac = <Hmac<Sha256>>::new_from_slice(master.expose().as_bytes())
+            let mut mac = <Hmac<Sha256>>::new_from_slice(master.expose_secret().as_bytes())
                 .expect("HMAC accepts any key length");
             mac.update(label.as_bytes());
             mac.finalize().into_bytes().into()
@@ -92,10 +95,11 @@ impl AppState {
         db: Db,
         unscoped: Arc<dyn UnscopedHandle>,
         settings: Settings,
+        secrets: &Secrets,
     ) -> Result<Self, StateError> {
-        let keys = Keys::derive(&settings.secret_key);
+        let keys = Keys::derive(&secrets.secret_key);
         let verifier = JwtVerifier::new(
-            settings.jwt_secret.expose().as_bytes(),
+            secrets.jwt_secret.expose_secret().as_bytes(),
             &settings.jwt_issuer,
             &settings.jwt_audience,
         );
@@ -113,7 +117,7 @@ impl AppState {
             metrics: Metrics::new()?,
             limiter: crate::limits::limiter(&settings)?,
             storage: StorageGuard::new(
-                settings.database_url.expose(),
+                settings.database_url().expose_secret(),
                 settings.sqlite_min_free_bytes,
             ),
             settings,

@@ -130,8 +130,7 @@ async fn serial_slow_bodies_never_starve_a_well_behaved_tenant() {
     // Few slots, so that the attack would take them all if slots were held while bodies
     // are read; a short body grace, so that the attack's connections end within the test.
     let app = spawn_app_with(&backend, |s| {
-        s.admission =
-            api::admission::AdmissionLimits::with_default_shares(16, 64, Duration::from_secs(1));
+        s.admission = api::settings::AdmissionSettings::slots(16, 64, Duration::from_secs(1));
         s.body.grace = Duration::from_secs(2);
         s.body.min_rate = 1024;
     })

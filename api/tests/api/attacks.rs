@@ -19,6 +19,7 @@ use chrono::{TimeDelta, Utc};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Response};
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tenancy::TenantId;
@@ -164,7 +165,12 @@ async fn forged_expired_incomplete_and_oversized_jwts_are_401_or_431_problems_an
         let app = spawn_app(&backend).await;
         let (a, b) = (app.tenant("a").await, app.tenant("b").await);
         let b_before = snapshot(&app, &b, &["/v1/accounts".to_owned()]).await;
-        let secret = app.state.settings.jwt_secret.expose().as_bytes().to_vec();
+        let secret = api::bootstrap::secrets(&app.state.settings)
+            .expect("explicit secrets")
+            .jwt_secret
+            .expose_secret()
+            .as_bytes()
+            .to_vec();
         let hs256 = json!({"alg": "HS256", "typ": "JWT"});
         let claims = claims_of(&app, &a);
         let now = Utc::now().timestamp();

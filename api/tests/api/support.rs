@@ -9,6 +9,7 @@ use api::{AppState, Settings};
 use chrono::TimeDelta;
 use domain::identity::{self, TenantCreate};
 use reqwest::{Method, RequestBuilder, Response};
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use tenancy::TenantId;
 use tenancy::testing::{Backend, TestDb};
@@ -102,8 +103,9 @@ async fn start(
     migrations::up(&db.raw).await.expect("migrations apply");
     let mut settings = Settings::for_tests("sqlite::memory:");
     configure(&mut settings);
+    let secrets = api::bootstrap::secrets(&settings).expect("the test settings name their secrets");
     let issuer = JwtIssuer::new(
-        settings.jwt_secret.expose().as_bytes(),
+        secrets.jwt_secret.expose_secret().as_bytes(),
         &settings.jwt_issuer,
         &settings.jwt_audience,
     );
@@ -112,6 +114,7 @@ async fn start(
             db.db().clone(),
             Arc::new(TestUnscoped(db.clone())),
             settings,
+            &secrets,
         )
         .expect("state builds"),
     );
@@ -172,6 +175,7 @@ impl TestApp {
                 self.db.db().clone(),
                 Arc::new(TestUnscoped(self.db.clone())),
                 self.state.settings.clone(),
+                &api::bootstrap::secrets(&self.state.settings).expect("explicit secrets"),
             )
             .expect("state builds"),
         );

@@ -10,6 +10,7 @@ use api::auth::jwt::{JwtIssuer, TokenType};
 use api::{AppState, Settings};
 use chrono::TimeDelta;
 use domain::identity::{self, TenantCreate};
+use secrecy::ExposeSecret as _;
 use tenancy::{Connected, TenantId};
 use tokio::sync::oneshot;
 
@@ -79,8 +80,9 @@ pub async fn prepare(settings: &Settings) -> (Connected, String) {
             (new.tenant.id.as_uuid(), new.admin.id)
         }
     };
+    let secrets = api::bootstrap::secrets(settings).expect("the test settings name their secrets");
     let issuer = JwtIssuer::new(
-        settings.jwt_secret.expose().as_bytes(),
+        secrets.jwt_secret.expose_secret().as_bytes(),
         &settings.jwt_issuer,
         &settings.jwt_audience,
     );
@@ -100,11 +102,13 @@ pub async fn prepare(settings: &Settings) -> (Connected, String) {
 /// Starts a server with `settings`; creates the tenant `faults` unless it exists.
 pub async fn start(settings: Settings) -> Server {
     let (connected, token) = prepare(&settings).await;
+    let secrets = api::bootstrap::secrets(&settings).expect("the test settings name their secrets");
     let state = Arc::new(
         AppState::new(
             connected.db,
             Arc::new((connected.unscoped, connected.issuer)),
             settings,
+            &secrets,
         )
         .expect("state"),
     );

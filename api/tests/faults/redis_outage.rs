@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use api::Settings;
-use api::settings::Secret;
 
 use crate::live;
 use crate::process::spare_port;
@@ -34,7 +33,7 @@ async fn serial_redis_killed_under_load_fails_open_and_the_limiter_returns_to_it
     std::fs::create_dir_all(&dir).expect("a data directory");
     let mut settings =
         Settings::for_tests(&format!("sqlite://{}/tenantry.db?mode=rwc", dir.display()));
-    settings.redis_url = Some(Secret::new(redis.url()));
+    settings.redis_url = Some(redis.url().into());
     let limits = &mut settings.rate_limit;
     // Limits on, over an hour's window. The clients spend ~10-30 thousand units in the
     // test (a write costs 5, a read 1): an hour's budget of 200 000 is never reached (no

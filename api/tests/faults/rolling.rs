@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use api::Settings;
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 use crate::live::{self, Server};
@@ -105,16 +106,17 @@ async fn serial_a_rolling_sigterm_of_two_instances_loses_and_duplicates_nothing(
     drop(db);
     let dir = std::env::temp_dir().join(format!("tenantry-roll-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).expect("a directory for the logs");
+    let secrets = api::bootstrap::secrets(&settings).expect("the test settings name their secrets");
     let env: Vec<(&str, String)> = vec![
         ("TENANTRY_ENV", "production".to_owned()),
         ("DATABASE_URL", url.clone()),
         (
             "TENANTRY_JWT_SECRET",
-            settings.jwt_secret.expose().to_owned(),
+            secrets.jwt_secret.expose_secret().to_owned(),
         ),
         (
             "TENANTRY_SECRET_KEY",
-            settings.secret_key.expose().to_owned(),
+            secrets.secret_key.expose_secret().to_owned(),
         ),
         ("TENANTRY_DATA_DIR", dir.display().to_string()),
         ("TENANTRY_LOG", "warn".to_owned()),
