@@ -357,16 +357,12 @@ where
 /// a row already at or past `at`, to its own next instant. Tombstones keep their
 /// reference: they are the row as it was deleted. Returns how many rows were unlinked.
 ///
-/// Scoped UPDATEs only, so the cost does not grow with a round trip per row: tenancy's
-/// typed updates set columns to values (there is no `version = version + 1`), so the rows
-/// are unlinked one *version* at a time — read one linked row, then `UPDATE … SET column =
-/// NULL, version = v + 1, updated_at = at WHERE column = target AND version = v AND
-/// updated_at < at AND deleted_at IS NULL` — two statements per distinct version among
-/// the linked rows (a handful in practice: versions count a row's edits), plus one guarded
-/// single-row update per row whose `updated_at` is not before `at` (a change in the same
-/// microsecond, or a server whose clock ran ahead). The version filter is what keeps each
-/// row's version exact; a row changed concurrently simply misses its group and is read
-/// again in its new version. Run it in the deleting write's transaction.
+/// One scoped statement for every row stamped before `at` — `UPDATE … SET column = NULL,
+/// version = version + 1, updated_at = at WHERE column = target AND deleted_at IS NULL
+/// AND updated_at < at` — however many rows the target had; then a guarded single-row
+/// update for each row whose `updated_at` is not before `at` (a change in the same
+/// microsecond, or a server whose clock ran ahead), which moves it to its own next
+/// instant. Run it in the deleting write's transaction.
 pub(crate) async fn unlink<E>(
     db: &impl TenantHandle,
     column: E::Column,
@@ -376,53 +372,49 @@ pub(crate) async fn unlink<E>(
 where
     E: Tracked,
 {
-    let linked = || {
-        db.find::<E>()
-            .filter(column.eq(target))
-            .filter(E::DELETED_AT.is_null())
-    };
-    let mut unlinked = 0;
+    let mut unlinked = db
+        .update_many::<E>()
+        .set(column, None::<Uuid>)
+        .increment(E::VERSION, 1)
+        .set(E::UPDATED_AT, at)
+        .filter(column.eq(target))
+        .filter(E::DELETED_AT.is_null())
+        .filter(E::UPDATED_AT.lt(at))
+        .exec()
+        .await?;
     let mut misses = 0;
-    while let Some(row) = linked().one().await? {
+    while let Some(row) = db
+        .find::<E>()
+        .filter(column.eq(target))
+        .filter(E::DELETED_AT.is_null())
+        .one()
+        .await?
+    {
         let meta = E::meta(&row);
-        let changed = if meta.updated_at < at {
-            db.update_many::<E>()
-                .set(column, None::<Uuid>)
-                .set(E::VERSION, meta.version + 1)
-                .set(E::UPDATED_AT, at)
-                .filter(column.eq(target))
-                .filter(E::DELETED_AT.is_null())
-                .filter(E::VERSION.eq(meta.version))
-                .filter(E::UPDATED_AT.lt(at))
-                .exec()
-                .await?
-        } else {
-            // Guarded by the version read, so it clears this very link or nothing (never
-            // a link the row was given since).
-            let cleared = update::<E>(db, meta.id, Some(meta.version), |_, _| {
-                Ok((
-                    E::ActiveModel::default(),
-                    vec![(column, None::<Uuid>.into())],
-                ))
-            })
-            .await;
-            match cleared {
-                Ok(_) => 1,
-                Err(Error::VersionMismatch { .. } | Error::NotFound { .. }) => 0,
-                Err(other) => return Err(other),
+        // Guarded by the version read, so it clears this very link or nothing (never a
+        // link the row was given since).
+        let cleared = update::<E>(db, meta.id, Some(meta.version), |_, _| {
+            Ok((
+                E::ActiveModel::default(),
+                vec![(column, None::<Uuid>.into())],
+            ))
+        })
+        .await;
+        match cleared {
+            Ok(_) => {
+                misses = 0;
+                unlinked += 1;
             }
-        };
-        if changed == 0 {
-            // Only a concurrent change of the row read can make its own group miss.
-            misses += 1;
-            if misses == RETRIES {
-                return Err(Error::Contention {
-                    resource: E::RESOURCE,
-                });
+            // Only a concurrent change of the row read can make it miss.
+            Err(Error::VersionMismatch { .. } | Error::NotFound { .. }) => {
+                misses += 1;
+                if misses == RETRIES {
+                    return Err(Error::Contention {
+                        resource: E::RESOURCE,
+                    });
+                }
             }
-        } else {
-            misses = 0;
-            unlinked += changed;
+            Err(other) => return Err(other),
         }
     }
     Ok(unlinked)
