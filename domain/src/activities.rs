@@ -9,21 +9,35 @@ use crate::entity::{activity, person, user};
 use crate::error::{Error, FieldError, Resource, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest, Position, check_limit};
 use crate::people::Person;
-use crate::types::{Check, Invalid, Name, body, stored, string_enum};
+use crate::types::{Check, Invalid, Name, body, stored};
 use crate::{store, time};
 
-string_enum! {
-    /// What kind of touch an activity records.
-    ActivityKind {
-        /// A phone call.
-        Call = "call",
-        /// An email sent or received.
-        Email = "email",
-        /// A free-form note.
-        Note = "note",
-        /// A meeting.
-        Meeting = "meeting",
-    }
+/// What kind of touch an activity records.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ActivityKind {
+    /// A phone call.
+    Call,
+    /// An email sent or received.
+    Email,
+    /// A free-form note.
+    Note,
+    /// A meeting.
+    Meeting,
 }
 
 /// An activity as the domain sees it.
@@ -190,7 +204,7 @@ pub async fn create(db: &impl Writer, input: ActivityCreate) -> Result<Activity>
                 id: Set(Uuid::now_v7()),
                 person_id: Set(input.person_id),
                 user_id: Set(input.user_id),
-                kind: Set(input.kind.as_str().to_owned()),
+                kind: Set(input.kind.to_string()),
                 subject: Set(subject),
                 body: Set(body),
                 occurred_at: Set(occurred),
@@ -258,7 +272,7 @@ pub async fn update(
             let model = activity::ActiveModel {
                 person_id: store::patched(patch.person_id),
                 user_id: store::patched(patch.user_id),
-                kind: store::patched(patch.kind.map(|k| k.as_str().to_owned())),
+                kind: store::patched(patch.kind.map(|k| k.to_string())),
                 subject: store::patched(subject.clone()),
                 body: store::patched(body.clone()),
                 occurred_at: store::patched(occurred),
@@ -295,7 +309,7 @@ fn filtered<'a>(
         scoped = scoped.filter(activity::Column::PersonId.eq(person_id));
     }
     if let Some(kind) = filter.kind {
-        scoped = scoped.filter(activity::Column::Kind.eq(kind.as_str()));
+        scoped = scoped.filter(activity::Column::Kind.eq(<&str>::from(kind)));
     }
     let mut check = Check::default();
     let from = check.field(

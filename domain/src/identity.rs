@@ -25,31 +25,59 @@ use crate::Writer;
 use crate::entity::{api_key, tenant, user};
 use crate::error::{Error, FieldError, Resource, Result, conflict_on};
 use crate::pagination::{Page, PageRequest};
-use crate::types::{Check, Email, Invalid, Name, Slug, stored, string_enum};
+use crate::types::{Check, Email, Invalid, Name, Slug, stored};
 use crate::{store, time};
 
-string_enum! {
-    /// A tenant's subscription plan.
-    #[derive(Default)]
-    Plan {
-        /// The free tier (the default).
-        #[default]
-        Free = "free",
-        /// Paid, for teams.
-        Team = "team",
-        /// Paid, with contract.
-        Enterprise = "enterprise",
-    }
+/// A tenant's subscription plan.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Plan {
+    /// The free tier (the default).
+    #[default]
+    Free,
+    /// Paid, for teams.
+    Team,
+    /// Paid, with contract.
+    Enterprise,
 }
 
-string_enum! {
-    /// What a user may do in their tenant.
-    Role {
-        /// Manages users, API keys and settings.
-        Admin = "admin",
-        /// Works with accounts, people and activities.
-        Member = "member",
-    }
+/// What a user may do in their tenant.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Role {
+    /// Manages users, API keys and settings.
+    Admin,
+    /// Works with accounts, people and activities.
+    Member,
 }
 
 /// A tenant (an organization using Tenantry).
@@ -270,7 +298,7 @@ pub async fn create_tenant(unscoped: &tenancy::Unscoped, input: TenantCreate) ->
                 id: Set(id),
                 slug: Set(slug.into_inner()),
                 name: Set(name.into_inner()),
-                plan: Set(input.plan.unwrap_or_default().as_str().to_owned()),
+                plan: Set(input.plan.unwrap_or_default().to_string()),
                 created_at: Set(now),
             },
         )
@@ -281,7 +309,7 @@ pub async fn create_tenant(unscoped: &tenancy::Unscoped, input: TenantCreate) ->
             id: Set(Uuid::now_v7()),
             email: Set(email.into_inner()),
             name: Set(admin_name.into_inner()),
-            role: Set(Role::Admin.as_str().to_owned()),
+            role: Set(Role::Admin.to_string()),
             created_at: Set(now),
             updated_at: Set(now),
             version: Set(1),
@@ -349,7 +377,7 @@ pub async fn create_user(db: &impl Writer, input: UserCreate) -> Result<User> {
                 id: Set(Uuid::now_v7()),
                 email: Set(email.into_inner()),
                 name: Set(name.into_inner()),
-                role: Set(input.role.as_str().to_owned()),
+                role: Set(input.role.to_string()),
                 created_at: Set(now),
                 updated_at: Set(now),
                 version: Set(1),

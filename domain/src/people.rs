@@ -8,25 +8,39 @@ use crate::Writer;
 use crate::entity::{account, person};
 use crate::error::{Error, Resource, Result};
 use crate::pagination::{OffsetPage, OffsetRequest, Page, PageRequest};
-use crate::types::{Check, Email, Invalid, Name, Phone, stored, string_enum};
+use crate::types::{Check, Email, Invalid, Name, Phone, stored};
 use crate::{store, time};
 
-string_enum! {
-    /// Where a person stands in the sales process.
-    #[derive(Default)]
-    Stage {
-        /// Known, not yet contacted (the default).
-        #[default]
-        Lead = "lead",
-        /// Reached out to.
-        Contacted = "contacted",
-        /// Confirmed as a real opportunity.
-        Qualified = "qualified",
-        /// Bought.
-        Customer = "customer",
-        /// Not going to buy.
-        Lost = "lost",
-    }
+/// Where a person stands in the sales process.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Stage {
+    /// Known, not yet contacted (the default).
+    #[default]
+    Lead,
+    /// Reached out to.
+    Contacted,
+    /// Confirmed as a real opportunity.
+    Qualified,
+    /// Bought.
+    Customer,
+    /// Not going to buy.
+    Lost,
 }
 
 /// A person as the domain sees it.
@@ -213,7 +227,7 @@ pub async fn create(db: &impl Writer, input: PersonCreate) -> Result<Person> {
                 email: Set(email),
                 title: Set(title),
                 phone: Set(phone),
-                stage: Set(input.stage.unwrap_or_default().as_str().to_owned()),
+                stage: Set(input.stage.unwrap_or_default().to_string()),
                 created_at: Set(now),
                 updated_at: Set(now),
                 version: Set(1),
@@ -297,7 +311,7 @@ pub async fn update(
                     email: store::patched(email.clone()),
                     title: store::patched(title.clone()),
                     phone: store::patched(phone.clone()),
-                    stage: store::patched(patch.stage.map(|s| s.as_str().to_owned())),
+                    stage: store::patched(patch.stage.map(|s| s.to_string())),
                     ..Default::default()
                 },
                 Vec::new(),
@@ -330,7 +344,7 @@ fn filtered<'a>(
         scoped = scoped.filter(person::Column::AccountId.eq(account_id));
     }
     if let Some(stage) = filter.stage {
-        scoped = scoped.filter(person::Column::Stage.eq(stage.as_str()));
+        scoped = scoped.filter(person::Column::Stage.eq(<&str>::from(stage)));
     }
     if let Some(raw) = &filter.email {
         let email = Email::parse(raw).map_err(|e| Error::Validation(vec![e.at("email")]))?;

@@ -480,52 +480,6 @@ fn first_nul(map: &Map<String, Value>) -> Option<InvalidWithin> {
     }
 }
 
-/// Defines a closed set of values stored as text: `as_str`, `Display`, `FromStr` (with
-/// an [`Invalid`] listing the allowed values) and `ALL`.
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The stored (and wire) text of this value.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),+
-                }
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::std::str::FromStr for $name {
-            type Err = $crate::types::Invalid;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    _ => Err($crate::types::Invalid::new(
-                        "invalid_choice",
-                        concat!("must be one of: ", $($text, " "),+).trim_end(),
-                    )),
-                }
-            }
-        }
-    };
-}
-pub(crate) use string_enum;
-
 /// Reads an enum stored as text; an unknown value is a corrupt row, not bad input.
 pub(crate) fn stored<T: std::str::FromStr>(
     resource: crate::error::Resource,

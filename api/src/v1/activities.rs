@@ -66,7 +66,7 @@ impl From<ActivityKind> for activities::ActivityKind {
 
 impl ActivityKind {
     fn as_str(self) -> &'static str {
-        activities::ActivityKind::from(self).as_str()
+        activities::ActivityKind::from(self).into()
     }
 }
 

@@ -66,7 +66,7 @@ impl From<Stage> for people::Stage {
 
 impl Stage {
     fn as_str(self) -> &'static str {
-        people::Stage::from(self).as_str()
+        people::Stage::from(self).into()
     }
 }
 
