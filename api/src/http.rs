@@ -89,7 +89,7 @@ pub fn is_json_media_type(content_type: &str) -> bool {
 /// poem-openapi's `Json` first builds a `serde_json::Value` tree of the whole body (a map
 /// per object, a `String` per field) and then serializes the tree; on a 50-item list page
 /// that was half of the request's instructions. The DTOs derive `Serialize` to write the
-/// same JSON (times through [`rfc3339`] and [`rfc3339_opt`]); a test per DTO checks that
+/// same JSON (times as [`crate::timestamp::Timestamp`]); a test per DTO checks that
 /// serde's output equals `ToJSON`'s, so the spec and the bytes cannot drift apart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonOut<T>(pub T);
@@ -117,92 +117,6 @@ impl<T: Type + serde::Serialize> poem::IntoResponse for JsonOut<T> {
                 poem::IntoResponse::into_response(Problem::internal())
             }
         }
-    }
-}
-
-/// Serializes a time as poem-openapi's `ToJSON` does (`to_rfc3339`: `+00:00`, fractional
-/// seconds as needed), for `#[serde(serialize_with)]` on DTO fields.
-///
-/// # Errors
-/// Only the serializer's own.
-pub fn rfc3339<S: serde::Serializer>(
-    at: &chrono::DateTime<chrono::Utc>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut buf = [0_u8; RFC3339_MAX];
-    match write_rfc3339(at, &mut buf) {
-        Some(text) => serializer.serialize_str(text),
-        None => serializer.serialize_str(&at.to_rfc3339()),
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.fffffffff+00:00`.
-const RFC3339_MAX: usize = 35;
-
-/// `at.to_rfc3339()` written into `buf` without allocating or going through `fmt` (three
-/// times per item of a list page): years 0 to 9999 outside a leap second; `None`
-/// otherwise, for the caller to fall back to chrono.
-fn write_rfc3339<'b>(
-    at: &chrono::DateTime<chrono::Utc>,
-    buf: &'b mut [u8; RFC3339_MAX],
-) -> Option<&'b str> {
-    use chrono::{Datelike as _, Timelike as _};
-    let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
-    let nanos = at.nanosecond();
-    if nanos >= 1_000_000_000 {
-        return None;
-    }
-    // chrono's `SecondsFormat::AutoSi`: no fraction, or 3, 6 or 9 digits.
-    let (fraction, digits) = match nanos {
-        0 => (0, 0),
-        n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
-        n if n % 1_000 == 0 => (n / 1_000, 6),
-        n => (n, 9),
-    };
-    let mut put = |at: usize, value: u32, width: usize| {
-        let mut value = value;
-        for i in (0..width).rev() {
-            buf[at + i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, year, 4);
-    put(5, at.month(), 2);
-    put(8, at.day(), 2);
-    put(11, at.hour(), 2);
-    put(14, at.minute(), 2);
-    put(17, at.second(), 2);
-    if digits > 0 {
-        put(20, fraction, digits);
-    }
-    let end = if digits > 0 { 20 + digits } else { 19 };
-    for (i, sep) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-    ] {
-        if i < end {
-            buf[i] = sep;
-        }
-    }
-    buf[end..end + 6].copy_from_slice(b"+00:00");
-    std::str::from_utf8(&buf[..end + 6]).ok()
-}
-
-/// [`rfc3339`] for an optional time (`null` when absent).
-///
-/// # Errors
-/// Only the serializer's own.
-pub fn rfc3339_opt<S: serde::Serializer>(
-    at: &Option<chrono::DateTime<chrono::Utc>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => rfc3339(at, serializer),
-        None => serializer.serialize_none(),
     }
 }
 
@@ -496,27 +410,6 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
-
-    #[test]
-    fn times_are_written_as_chrono_writes_them() {
-        let mut buf = [0_u8; RFC3339_MAX];
-        for (secs, nanos) in [
-            (-62_135_596_800, 0),
-            (0, 0),
-            (1_767_225_600, 5_000_000),
-            (1_767_225_600, 123_456_000),
-            (1_767_225_600, 1),
-            (253_402_300_799, 999_999_999),
-        ] {
-            let at = chrono::DateTime::from_timestamp(secs, nanos).unwrap();
-            assert_eq!(write_rfc3339(&at, &mut buf), Some(at.to_rfc3339().as_str()));
-        }
-        // Past year 9999 and in a leap second, chrono writes it.
-        let far = chrono::DateTime::from_timestamp(253_402_300_800, 0).unwrap();
-        assert_eq!(write_rfc3339(&far, &mut buf), None);
-        let leap = chrono::DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap();
-        assert_eq!(write_rfc3339(&leap, &mut buf), None);
-    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -63,6 +63,7 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod storage;
+pub mod timestamp;
 pub mod v1;
 
 pub use settings::Settings;

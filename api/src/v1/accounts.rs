@@ -22,6 +22,7 @@ use crate::http::{JsonBody, idempotent, if_match_version};
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
+use crate::timestamp::Timestamp;
 
 /// An account: a company the tenant sells to.
 #[derive(Object, Serialize, Debug, Clone, PartialEq)]
@@ -40,17 +41,14 @@ pub struct Account {
     /// Tenant-defined data: a JSON object of at most 16 KiB.
     pub custom_fields: BTreeMap<String, Value>,
     /// When it was created.
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed (strictly increases on every change).
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
     /// Version, +1 on every change; the ETag is `"<version>"`.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
-    #[serde(serialize_with = "crate::http::rfc3339_opt")]
-    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 impl Example for Account {
@@ -64,8 +62,8 @@ impl Example for Account {
             domain: Some("acme.com".to_owned()),
             owner_id: None,
             custom_fields: BTreeMap::from([("tier".to_owned(), Value::from("gold"))]),
-            created_at: at,
-            updated_at: at,
+            created_at: Timestamp::from(at),
+            updated_at: Timestamp::from(at),
             version: 1,
             deleted_at: None,
         }
@@ -80,10 +78,10 @@ impl From<accounts::Account> for Account {
             domain: a.domain,
             owner_id: a.owner_id,
             custom_fields: a.custom_fields.into_iter().collect(),
-            created_at: a.created_at,
-            updated_at: a.updated_at,
+            created_at: Timestamp::from(a.created_at),
+            updated_at: Timestamp::from(a.updated_at),
             version: a.version,
-            deleted_at: a.deleted_at,
+            deleted_at: a.deleted_at.map(Timestamp),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::http::{JsonBody, JsonOut, idempotent, if_match_version, link_next};
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
+use crate::timestamp::Timestamp;
 
 /// What kind of touch an activity records.
 #[derive(Enum, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,20 +90,16 @@ pub struct Activity {
     #[oai(nullable)]
     pub body: Option<String>,
     /// When it happened.
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub occurred_at: DateTime<Utc>,
+    pub occurred_at: Timestamp,
     /// When it was logged.
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed (strictly increases on every change).
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
     /// Version, +1 on every change; the ETag is `"<version>"`.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
-    #[serde(serialize_with = "crate::http::rfc3339_opt")]
-    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 fn example_time() -> DateTime<Utc> {
@@ -120,9 +117,9 @@ impl Example for Activity {
             kind: ActivityKind::Call,
             subject: "Intro call".to_owned(),
             body: Some("Discussed the pilot; follow up Friday.".to_owned()),
-            occurred_at: example_time(),
-            created_at: example_time(),
-            updated_at: example_time(),
+            occurred_at: Timestamp::from(example_time()),
+            created_at: Timestamp::from(example_time()),
+            updated_at: Timestamp::from(example_time()),
             version: 1,
             deleted_at: None,
         }
@@ -138,11 +135,11 @@ impl From<activities::Activity> for Activity {
             kind: a.kind.into(),
             subject: a.subject,
             body: a.body,
-            occurred_at: a.occurred_at,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
+            occurred_at: Timestamp::from(a.occurred_at),
+            created_at: Timestamp::from(a.created_at),
+            updated_at: Timestamp::from(a.updated_at),
             version: a.version,
-            deleted_at: a.deleted_at,
+            deleted_at: a.deleted_at.map(Timestamp),
         }
     }
 }
@@ -211,35 +208,23 @@ pub struct ActivityPartial {
     pub body: MaybeUndefined<String>,
     /// When it happened.
     #[oai(skip_serializing_if_is_none)]
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::http::rfc3339_opt"
-    )]
-    pub occurred_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Timestamp>,
     /// When it was logged.
     #[oai(skip_serializing_if_is_none)]
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::http::rfc3339_opt"
-    )]
-    pub created_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
     /// When it last changed (strictly increases on every change).
     #[oai(skip_serializing_if_is_none)]
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::http::rfc3339_opt"
-    )]
-    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
     /// Version, +1 on every change: `If-Match: "<version>"` makes a later change
     /// conditional.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
-    #[serde(
-        skip_serializing_if = "MaybeUndefined::is_undefined",
-        serialize_with = "super::shape::rfc3339_kept_nullable"
-    )]
-    pub deleted_at: MaybeUndefined<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub deleted_at: MaybeUndefined<Timestamp>,
     /// The person it was with, with `expand=person`: `null` when the person was deleted.
     #[oai(nullable)]
     #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]

@@ -1,7 +1,7 @@
 //! `/v1/api_keys`: credentials for integrations. The secret is returned once, at
 //! creation, and never stored (only its keyed hash is).
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use domain::identity;
 use poem::Request;
 use poem::http::StatusCode;
@@ -19,6 +19,7 @@ use crate::http::JsonBody;
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, FieldProblem, ListErrors, Problem, kind,
 };
+use crate::timestamp::Timestamp;
 
 /// An API key, without its secret.
 #[derive(Object, Serialize, Debug, Clone, PartialEq)]
@@ -38,16 +39,13 @@ pub struct ApiKey {
     #[oai(nullable)]
     pub created_by: Option<Uuid>,
     /// When it was created.
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it was last used (to the minute).
     #[oai(nullable)]
-    #[serde(serialize_with = "crate::http::rfc3339_opt")]
-    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<Timestamp>,
     /// When it was revoked; a revoked key authenticates nothing.
     #[oai(nullable)]
-    #[serde(serialize_with = "crate::http::rfc3339_opt")]
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl Example for ApiKey {
@@ -58,9 +56,11 @@ impl Example for ApiKey {
             prefix: "tnt_2zRz3aTbxUWY4k7sPpGk1E_Ab3dEf7h".to_owned(),
             scopes: vec!["people:read".to_owned(), "people:write".to_owned()],
             created_by: None,
-            created_at: DateTime::parse_from_rfc3339("2026-01-15T09:30:00Z")
-                .map(|t| t.to_utc())
-                .unwrap_or_default(),
+            created_at: Timestamp::from(
+                DateTime::parse_from_rfc3339("2026-01-15T09:30:00Z")
+                    .map(|t| t.to_utc())
+                    .unwrap_or_default(),
+            ),
             last_used_at: None,
             revoked_at: None,
         }
@@ -75,9 +75,9 @@ impl From<identity::ApiKey> for ApiKey {
             prefix: k.prefix,
             scopes: k.scopes,
             created_by: k.created_by,
-            created_at: k.created_at,
-            last_used_at: k.last_used_at,
-            revoked_at: k.revoked_at,
+            created_at: Timestamp::from(k.created_at),
+            last_used_at: k.last_used_at.map(Timestamp),
+            revoked_at: k.revoked_at.map(Timestamp),
         }
     }
 }

@@ -521,6 +521,7 @@ pub(crate) fn not_null<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timestamp::Timestamp;
     use poem_openapi::types::Example as _;
     use proptest::prelude::*;
     use serde_json::Value;
@@ -585,10 +586,10 @@ mod tests {
                         } else {
                             people::Stage::Customer
                         },
-                        created_at: c,
-                        updated_at: u,
+                        created_at: Timestamp::from(c),
+                        updated_at: Timestamp::from(u),
                         version: v,
-                        deleted_at: d,
+                        deleted_at: d.map(Timestamp),
                     }
                 },
             )
@@ -618,11 +619,11 @@ mod tests {
                     kind: activities::ActivityKind::Meeting,
                     subject,
                     body,
-                    occurred_at: o,
-                    created_at: c,
-                    updated_at: u,
+                    occurred_at: Timestamp::from(o),
+                    created_at: Timestamp::from(c),
+                    updated_at: Timestamp::from(u),
                     version: v,
-                    deleted_at: d,
+                    deleted_at: d.map(Timestamp),
                 }
             })
     }
@@ -686,7 +687,7 @@ mod tests {
             let mut account = accounts::Account::example();
             account.name = name;
             account.domain = domain;
-            account.deleted_at = deleted;
+            account.deleted_at = deleted.map(Timestamp);
             account.custom_fields.insert(field, serde_json::json!({"n": number, "list": [null, true, "x"]}));
             same_json(&account);
             same_json(&accounts::AccountList { data: vec![account], next_cursor: Some("c".into()), has_more: true });

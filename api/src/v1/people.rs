@@ -22,6 +22,7 @@ use crate::http::{JsonBody, JsonOut, idempotent, if_match_version};
 use crate::problem::{
     ApiError, CreateErrors, DeleteErrors, ListErrors, Problem, ReadErrors, UpdateErrors,
 };
+use crate::timestamp::Timestamp;
 
 /// Where a person stands in the sales process.
 #[derive(Enum, Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,17 +100,14 @@ pub struct Person {
     /// Sales stage.
     pub stage: Stage,
     /// When the person was created.
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed (strictly increases on every change).
-    #[serde(serialize_with = "crate::http::rfc3339")]
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
     /// Version, +1 on every change; the ETag is `"<version>"`.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
-    #[serde(serialize_with = "crate::http::rfc3339_opt")]
-    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 impl Example for Person {
@@ -127,8 +125,8 @@ impl Example for Person {
             title: Some("CTO".to_owned()),
             phone: Some("+15550102030".to_owned()),
             stage: Stage::Qualified,
-            created_at: at,
-            updated_at: at,
+            created_at: Timestamp::from(at),
+            updated_at: Timestamp::from(at),
             version: 1,
             deleted_at: None,
         }
@@ -147,10 +145,10 @@ impl From<people::Person> for Person {
             title: p.title,
             phone: p.phone,
             stage: p.stage.into(),
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            created_at: Timestamp::from(p.created_at),
+            updated_at: Timestamp::from(p.updated_at),
             version: p.version,
-            deleted_at: p.deleted_at,
+            deleted_at: p.deleted_at.map(Timestamp),
         }
     }
 }
@@ -220,28 +218,19 @@ pub struct PersonPartial {
     pub stage: Option<Stage>,
     /// When the person was created.
     #[oai(skip_serializing_if_is_none)]
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::http::rfc3339_opt"
-    )]
-    pub created_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
     /// When it last changed (strictly increases on every change).
     #[oai(skip_serializing_if_is_none)]
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::http::rfc3339_opt"
-    )]
-    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
     /// Version, +1 on every change: `If-Match: "<version>"` makes a later change
     /// conditional.
     pub version: i64,
     /// When it was deleted: set only on tombstones in sync lists.
     #[oai(nullable)]
-    #[serde(
-        skip_serializing_if = "MaybeUndefined::is_undefined",
-        serialize_with = "super::shape::rfc3339_kept_nullable"
-    )]
-    pub deleted_at: MaybeUndefined<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub deleted_at: MaybeUndefined<Timestamp>,
     /// The person's account, with `expand=account`: `null` when they have none (or it was
     /// deleted).
     #[oai(nullable)]

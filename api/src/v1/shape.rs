@@ -326,21 +326,6 @@ pub fn kept_nullable<T>(keep: bool, value: Option<T>) -> MaybeUndefined<T> {
     }
 }
 
-/// [`crate::http::rfc3339`] for a nullable time `fields` may leave out (skip it when
-/// undefined).
-///
-/// # Errors
-/// Only the serializer's own.
-pub fn rfc3339_kept_nullable<S: serde::Serializer>(
-    at: &MaybeUndefined<chrono::DateTime<chrono::Utc>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match at {
-        MaybeUndefined::Value(at) => crate::http::rfc3339(at, serializer),
-        _ => serializer.serialize_none(),
-    }
-}
-
 /// The body of a read: the full representation, or the one `fields`/`expand` shaped.
 #[derive(ResponseContent)]
 pub enum Representation<F: Type + Serialize, P: Type + Serialize> {
