@@ -401,16 +401,8 @@ pub async fn list_with_person(
         .also::<person::Entity>()
         .page(store::keyset::<activity::Entity>(page))
         .await?;
-    let page = store::keyset_page::<activity::Entity, _>(page, rows, |(a, _)| a);
-    Ok(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(ActivityWithPerson::from_row)
-            .collect::<Result<_>>()?,
-        next: page.next,
-        has_more: page.has_more,
-    })
+    store::keyset_page::<activity::Entity, _>(page, rows, |(a, _)| a)
+        .try_map(ActivityWithPerson::from_row)
 }
 
 /// Like [`list_offset`], each activity with its person, read in one joined query.
@@ -426,17 +418,7 @@ pub async fn list_offset_with_person(
         .also::<person::Entity>()
         .all()
         .await?;
-    let page = store::offset_page(page, rows);
-    Ok(OffsetPage {
-        items: page
-            .items
-            .into_iter()
-            .map(ActivityWithPerson::from_row)
-            .collect::<Result<_>>()?,
-        page: page.page,
-        per_page: page.per_page,
-        has_more: page.has_more,
-    })
+    store::offset_page(page, rows).try_map(ActivityWithPerson::from_row)
 }
 
 /// The activity feed: live activities matching `filter`, each with its (live) person,

@@ -147,6 +147,19 @@ impl<T> Page<T> {
             has_more: self.has_more,
         }
     }
+
+    /// The same page with each item converted by a conversion that may fail (a stored
+    /// row that does not read back); the first failure is the page's.
+    ///
+    /// # Errors
+    /// The first error of `f`.
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<Page<U>> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_>>()?,
+            next: self.next,
+            has_more: self.has_more,
+        })
+    }
 }
 
 /// The sync safety window's default (`TENANTRY_SYNC_SAFETY_WINDOW_MS`): longer than any
@@ -255,6 +268,19 @@ impl<T> OffsetPage<T> {
             per_page: self.per_page,
             has_more: self.has_more,
         }
+    }
+
+    /// [`Page::try_map`] for an offset page.
+    ///
+    /// # Errors
+    /// The first error of `f`.
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<OffsetPage<U>> {
+        Ok(OffsetPage {
+            items: self.items.into_iter().map(f).collect::<Result<_>>()?,
+            page: self.page,
+            per_page: self.per_page,
+            has_more: self.has_more,
+        })
     }
 }
 

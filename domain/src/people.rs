@@ -416,16 +416,8 @@ pub async fn list_with_account(
         .also::<account::Entity>()
         .page(store::keyset::<person::Entity>(page))
         .await?;
-    let page = store::keyset_page::<person::Entity, _>(page, rows, |(p, _)| p);
-    Ok(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(PersonWithAccount::from_row)
-            .collect::<Result<_>>()?,
-        next: page.next,
-        has_more: page.has_more,
-    })
+    store::keyset_page::<person::Entity, _>(page, rows, |(p, _)| p)
+        .try_map(PersonWithAccount::from_row)
 }
 
 /// A person with only the name of their account (see [`list_with_account_name`]).
@@ -467,17 +459,7 @@ pub async fn list_offset_with_account(
         .also::<account::Entity>()
         .all()
         .await?;
-    let page = store::offset_page(page, rows);
-    Ok(OffsetPage {
-        items: page
-            .items
-            .into_iter()
-            .map(PersonWithAccount::from_row)
-            .collect::<Result<_>>()?,
-        page: page.page,
-        per_page: page.per_page,
-        has_more: page.has_more,
-    })
+    store::offset_page(page, rows).try_map(PersonWithAccount::from_row)
 }
 
 /// How many live people the account `account_id` has (served by the
