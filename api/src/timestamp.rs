@@ -12,7 +12,10 @@ use poem_openapi::NewType;
 
 // An instant in a response: `2026-01-15T09:30:00.123456+00:00`. (No doc comment: the
 // derive would make it the title of every time in the spec.)
-#[expect(missing_docs, reason = "a doc comment would become each time's title in the spec")]
+#[expect(
+    missing_docs,
+    reason = "a doc comment would become each time's title in the spec"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, NewType)]
 #[oai(from_parameter = false, from_multipart = false, to_header = false)]
 pub struct Timestamp(pub DateTime<Utc>);
