@@ -106,14 +106,28 @@ pub(crate) async fn unchanged<E: Tracked>(
 
 /// Checks that input `field` references a live row of this tenant: another tenant's
 /// row, a deleted one and a missing one are all "not found", never a foreign-key error.
+///
+/// The row is read `FOR SHARE`, so it stays live until the write that references it
+/// commits: a concurrent deletion of it waits, then sees the new reference (and unlinks
+/// it, see [`unlink`]); a deletion that came first makes this check wait for it and then
+/// answer "not found". Without the lock, on PostgreSQL a person created at the moment
+/// its account was deleted could commit after the unlink and point at a tombstone. Call
+/// it inside the write's transaction.
 pub(crate) async fn referenced<E: Tracked>(
     db: &impl TenantHandle,
     id: Uuid,
     field: &'static str,
 ) -> Result<()> {
-    match get::<E>(db, id).await {
-        Err(Error::NotFound { resource, .. }) => Err(Error::missing_reference(resource, field)),
-        other => other.map(drop),
+    let live = db
+        .find::<E>()
+        .filter(E::ID.eq(id))
+        .filter(E::DELETED_AT.is_null())
+        .for_share()
+        .one()
+        .await?;
+    match live {
+        Some(_) => Ok(()),
+        None => Err(Error::missing_reference(E::RESOURCE, field)),
     }
 }
 

@@ -36,7 +36,7 @@
 //!
 //! ## Statements
 //! - `SELECT`: no `WITH`, set operations, `DISTINCT`, `GROUP BY`/`HAVING`, windows or
-//!   locks. Select list: `*`, `"t".*`, column references and `COUNT(*)`/`COUNT(col)`,
+//!   locks other than a plain `FOR SHARE`. Select list: `*`, `"t".*`, column references and `COUNT(*)`/`COUNT(col)`,
 //!   each optionally `AS alias`. `ORDER BY` column references `ASC`/`DESC` (`NULLS`
 //!   allowed); `LIMIT $k`, `OFFSET $k`.
 //! - `INSERT INTO "t" (cols) VALUES (…), …`: every value a placeholder, `NULL`, `TRUE`,
@@ -71,10 +71,11 @@ use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ConflictTarget, Delete, DoUpdate, Expr,
     FromTable, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
     GroupByExpr, Ident, InTarget, Insert, Join, JoinConstraint, JoinOperator, LimitClause,
-    ObjectName, ObjectNamePart, Offset, OffsetRows, OnConflict, OnConflictAction, OnInsert,
-    OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort, Query, Select, SelectFlavor,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
-    TableObject, TableWithJoins, UnaryOperator, Update, Values, WildcardAdditionalOptions,
+    LockClause, LockType, ObjectName, ObjectNamePart, Offset, OffsetRows, OnConflict,
+    OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort,
+    Query, Select, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
+    TableAlias, TableFactor, TableObject, TableWithJoins, UnaryOperator, Update, Values,
+    WildcardAdditionalOptions,
 };
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -646,8 +647,20 @@ impl Analyzer<'_> {
         if with.is_some() {
             return refuse("WITH (common table expression)");
         }
+        // `FOR SHARE` alone (no `OF`, `NOWAIT` or `SKIP LOCKED`): it keeps the rows read
+        // as they are until the transaction ends and changes nothing about which rows.
+        let share_only = locks.iter().all(|lock| {
+            matches!(
+                lock,
+                LockClause {
+                    lock_type: LockType::Share,
+                    of: None,
+                    nonblock: None,
+                }
+            )
+        });
         if fetch.is_some()
-            || !locks.is_empty()
+            || !share_only
             || for_clause.is_some()
             || settings.is_some()
             || format_clause.is_some()
@@ -2562,6 +2575,40 @@ mod tests {
             r#"SELECT "people"."id" FROM "people" WHERE "people"."tenant_id" = $1 FOR UPDATE"#,
             Scope::Tenant(T),
             "query clause not allowed",
+        );
+        // A plain FOR SHARE keeps rows as read (tenancy's `for_share`); its variants that
+        // name tables or skip rows do not pass, and it scopes nothing by itself.
+        accepted_in(
+            Dialect::Postgres,
+            r#"SELECT "people"."id" FROM "people" WHERE "people"."tenant_id" = $1 FOR SHARE"#,
+            1,
+            &[0],
+            &["people"],
+        );
+        for variant in [
+            "FOR SHARE OF \"people\"",
+            "FOR SHARE NOWAIT",
+            "FOR SHARE SKIP LOCKED",
+            "FOR NO KEY UPDATE",
+            "FOR KEY SHARE",
+        ] {
+            let sql = format!(
+                r#"SELECT "people"."id" FROM "people" WHERE "people"."tenant_id" = $1 {variant}"#
+            );
+            let outcome = Guard::new(16).check(
+                Dialect::Postgres,
+                &sql,
+                &[Value::Uuid(Some(T))],
+                Scope::Tenant(T),
+                &TestCatalog,
+            );
+            assert!(outcome.is_err(), "accepted {sql}");
+        }
+        refused_in(
+            Dialect::Postgres,
+            r#"SELECT "people"."id" FROM "people" FOR SHARE"#,
+            Scope::Tenant(T),
+            "tenant",
         );
         refused(
             r#"SELECT LOWER("people"."name") FROM "people" WHERE "people"."tenant_id" = $1"#,

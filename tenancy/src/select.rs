@@ -106,6 +106,16 @@ impl<'a, E: EntityTrait> Scoped<'a, E> {
         self
     }
 
+    /// `FOR SHARE`: the rows read stay as read until the transaction ends — another
+    /// transaction's `UPDATE` or `DELETE` of them waits for it, and a read that waited
+    /// for such a change re-checks its conditions against the changed row (PostgreSQL).
+    /// Use it inside a transaction to check a row a write depends on (a reference). SQLite
+    /// has no row locks and needs none: its write transactions run one at a time.
+    pub fn for_share(mut self) -> Self {
+        self.select = self.select.lock_shared();
+        self
+    }
+
     /// Adds a condition on an entity `R` joined earlier ([`join`](Self::join),
     /// [`join_from`](Self::join_from)), ANDed with the tenant predicates. Naming an entity
     /// that was not joined is refused before any SQL runs.

@@ -11,6 +11,8 @@ use domain::people::{self, Person, PersonCreate, PersonFilter, PersonPatch};
 use tenancy::TenantDb;
 use uuid::Uuid;
 
+use crate::idempotency::is_postgres;
+use crate::idempotency::raw::blocked_on_a_row_of;
 use crate::support::{World, assert_not_found, assert_version_mismatch, each_backend};
 
 async fn account(db: &TenantDb, name: &str) -> Uuid {
@@ -358,4 +360,95 @@ mod raw {
             .unwrap();
         assert_eq!(done.rows_affected(), 1);
     }
+}
+
+/// A person written while their account is being deleted never ends up pointing at the
+/// tombstone: the write reads the account `FOR SHARE`, so on PostgreSQL either the
+/// deletion waits for the write and then unlinks the new person, or the write waits for
+/// the deletion and then finds no account. (SQLite runs write transactions one at a time;
+/// the same sequence runs there without the overlap.)
+#[tokio::test]
+async fn a_person_written_while_their_account_is_deleted_is_unlinked_or_refused() {
+    each_backend(|w| async move {
+        let postgres = is_postgres(&w);
+        let new_person = |account_id| PersonCreate {
+            account_id: Some(account_id),
+            first_name: "Racing".into(),
+            last_name: "Test".into(),
+            ..Default::default()
+        };
+
+        // The write first: its transaction holds the account while the deletion starts.
+        let first = account(&w.a, "Written first").await;
+        let txn = w.a.begin().await.unwrap();
+        let created = people::create(&txn, new_person(first)).await.unwrap();
+        // PostgreSQL: the commit waits until the deletion is blocked on the account — or
+        // has finished, which only a missing lock allows (and the check below catches).
+        let done = tokio::sync::Notify::new();
+        let (deleted, ()) = tokio::join!(
+            async {
+                let deleted = accounts::delete(&w.a, first, None).await;
+                done.notify_one();
+                deleted
+            },
+            async {
+                if postgres {
+                    tokio::select! {
+                        _ = blocked_on_a_row_of(&w.test.raw, "accounts") => {}
+                        () = done.notified() => {}
+                    }
+                }
+                txn.commit().await.unwrap();
+            }
+        );
+        deleted.unwrap();
+        let after = people::get(&w.a, created.id).await.unwrap();
+        assert_eq!(after.account_id, None, "{after:?}");
+        assert_eq!(after.version, 2);
+
+        // The deletion first: the write waits for it, then finds no live account.
+        let second = account(&w.a, "Deleted first").await;
+        let txn = w.a.begin().await.unwrap();
+        accounts::delete(&txn, second, None).await.unwrap();
+        let done = tokio::sync::Notify::new();
+        let (written, ()) = tokio::join!(
+            async {
+                // SQLite: the writer turn makes the write wait for the deletion's commit.
+                let written = people::create(&w.a, new_person(second)).await;
+                done.notify_one();
+                written
+            },
+            async {
+                if postgres {
+                    tokio::select! {
+                        _ = blocked_on_a_row_of(&w.test.raw, "accounts") => {}
+                        () = done.notified() => {}
+                    }
+                }
+                txn.commit().await.unwrap();
+            }
+        );
+        assert!(
+            matches!(
+                written,
+                Err(domain::Error::NotFound {
+                    field: Some("account_id"),
+                    ..
+                })
+            ),
+            "{written:?}"
+        );
+        let linked = people::list(
+            &w.a,
+            &PersonFilter {
+                account_id: Some(second),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+        assert!(linked.items.is_empty(), "{:?}", linked.items);
+    })
+    .await;
 }

@@ -98,7 +98,7 @@ async fn retry_runs(db: &TenantDb, key: &str) {
     assert!(matches!(retried, Once::Ran(_)), "{key}: {retried:?}");
 }
 
-fn is_postgres(w: &World) -> bool {
+pub fn is_postgres(w: &World) -> bool {
     matches!(w.test.backend, Backend::Postgres(_))
 }
 
@@ -500,7 +500,7 @@ async fn writes_that_read_first_do_not_fail_when_they_race() {
     clippy::disallowed_types,
     reason = "tests only: the raw test connection, to set up faults the API cannot cause"
 )]
-mod raw {
+pub mod raw {
     use sea_orm::{
         ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult,
         Statement, TransactionTrait,
@@ -568,6 +568,22 @@ mod raw {
              AND relation = 'idempotency_keys'::regclass AND mode = 'RowExclusiveLock' \
              AND granted AND pid <> pg_backend_pid()",
             "the claim's owner",
+        )
+        .await
+    }
+
+    /// Waits until a backend holding a lock on this test's `table` is blocked by another
+    /// backend (a write or a `FOR SHARE` read waiting for a row another transaction
+    /// keeps); its pid.
+    pub async fn blocked_on_a_row_of(raw: &DatabaseConnection, table: &str) -> i32 {
+        first_pid(
+            raw,
+            &format!(
+                "SELECT pid FROM pg_locks WHERE locktype = 'relation' \
+                 AND relation = '{table}'::regclass AND granted \
+                 AND pid <> pg_backend_pid() AND cardinality(pg_blocking_pids(pid)) > 0"
+            ),
+            "a backend blocked on a row",
         )
         .await
     }
