@@ -335,10 +335,6 @@ pub enum SettingsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The environment or the arguments do not parse (clap's message: the flag, the
-    /// value, what was expected).
-    #[error("{0}")]
-    Unparsable(String),
     /// A secret is missing where it cannot be generated.
     #[error("{var} must be set when TENANTRY_ENV=production")]
     MissingSecret {
@@ -348,37 +344,6 @@ pub enum SettingsError {
 }
 
 impl Settings {
-    /// Reads the settings from the process environment alone (no arguments) and checks
-    /// them.
-    ///
-    /// # Errors
-    /// A variable that does not parse, or a combination that cannot work.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        #[derive(clap::Parser)]
-        struct EnvOnly {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        use clap::{CommandFactory as _, FromArgMatches as _};
-        let command = with_environment(EnvOnly::command());
-        let unparsable = |e: clap::Error| {
-            let from = variable_behind(&e, &command).map(|var| format!(" (from {var})"));
-            SettingsError::Unparsable(format!(
-                "{}{}",
-                e.to_string().trim(),
-                from.unwrap_or_default()
-            ))
-        };
-        let matches = command
-            .clone()
-            .try_get_matches_from(["tenantry"])
-            .map_err(unparsable)?;
-        EnvOnly::from_arg_matches(&matches)
-            .map_err(unparsable)?
-            .settings
-            .check()
-    }
-
     /// Refuses what cannot work — production without its secrets, a secret shorter than
     /// [`MIN_SECRET_BYTES`], a database URL of another scheme — and turns the demo off in
     /// production.

@@ -4,6 +4,14 @@
 
 #[path = "api/support.rs"]
 mod support;
+// The fault suite's own-Redis helper (api/tests/faults.rs uses it too); this binary needs
+// only part of it.
+#[expect(
+    dead_code,
+    reason = "shared with the faults binary, which uses all of it"
+)]
+#[path = "faults/redis.rs"]
+mod own_redis;
 
 #[path = "api/accounts.rs"]
 mod accounts;

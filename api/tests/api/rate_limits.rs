@@ -8,7 +8,6 @@
 //! starts (and stops, and restarts) a `redis-server` of its own on a spare port instead;
 //! the same rule holds for that binary.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use api::Settings;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
+use crate::own_redis::Redis;
 use crate::support::{
     Instance, TestApp, TestTenant, backends, header, ok_json, problem, s, spawn_app_with,
 };
@@ -583,81 +583,6 @@ async fn a_flood_of_invalid_api_keys_is_refused_at_the_address_quota_before_any_
     assert_eq!(resp.status().as_u16(), 200);
 }
 
-/// A `redis-server` of this test's own on a spare port (the machine's Redis is never
-/// touched); killed when dropped.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    /// Starts one on `port` (0: a spare one). `None` when there is no `redis-server`,
-    /// outside CI; under `CI=true` that fails.
-    async fn start(port: u16) -> Option<OwnRedis> {
-        let port = if port == 0 {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a spare port");
-            listener.local_addr().expect("address").port()
-        } else {
-            port
-        };
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI=true but redis-server cannot start: {e}")
-            }
-            Err(e) => {
-                eprintln!("redis-server unavailable ({e}); skipping");
-                return None;
-            }
-        };
-        let server = OwnRedis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.answers().await {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(server)
-    }
-
-    /// Whether it answers `PING` (RESP inline command) with `+PONG`.
-    async fn answers(&self) -> bool {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
-        let mut reply = [0u8; 7];
-        conn.write_all(b"PING\r\n").await.is_ok()
-            && conn.read_exact(&mut reply).await.is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it, as a crash or a lost host would (no goodbye to clients).
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `POST /v1/accounts` on the instance at `base`.
 async fn create_account_at(app: &TestApp, base: &str, token: &str) -> Response {
     app.client
@@ -671,7 +596,7 @@ async fn create_account_at(app: &TestApp, base: &str, token: &str) -> Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_goes_away_the_api_limits_in_process_and_shares_budgets_again_once_back() {
-    let Some(redis) = OwnRedis::start(0).await else {
+    let Some(redis) = Redis::start(0).await else {
         return;
     };
     let port = redis.port;
@@ -727,7 +652,7 @@ async fn when_redis_goes_away_the_api_limits_in_process_and_shares_budgets_again
 
     // Redis returns on the same port, empty (no persistence), as after a restart. A
     // service token polls with free requests (304s) until both instances use it again.
-    let _redis = OwnRedis::start(port).await.expect("redis-server restarts");
+    let _redis = Redis::start(port).await.expect("redis-server restarts");
     let poller = app
         .issuer()
         .issue(

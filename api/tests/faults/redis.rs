@@ -12,9 +12,17 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts one on `port` and waits until it answers `PING`. `None` (said loudly) when
-    /// `redis-server` cannot be started — a failure under `CI=true`.
+    /// Starts one on `port` (0: a spare one) and waits until it answers `PING`. `None`
+    /// (said loudly) when `redis-server` cannot be started — a failure under `CI=true`.
     pub async fn start(port: u16) -> Option<Self> {
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a spare port")
+                .port()
+        } else {
+            port
+        };
         let spawned = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
